@@ -21,9 +21,9 @@ from configparser import ConfigParser
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+os.environ.pop("MPLBACKEND", None)  # the kernel must use its inline backend, or figures are not captured
 
 
 def _cfg():
