@@ -21,7 +21,8 @@ def _cfg():
 def _notebooks():
     nbs = ROOT / _cfg()["nbs_path"]
     found = sorted(p for p in nbs.rglob("*.ipynb")
-                   if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts))
+                   if not any(part.startswith(("_", ".")) for part in p.relative_to(nbs).parts)
+                   and not (p.parent / ".notest").exists())  # nbs/pipeline: run in order by tests/test_pipeline.py
     return found
 
 

@@ -4,6 +4,10 @@
     python tools/nbdocs.py readme --check  # exit 1 if README.md differs from what index.ipynb gives
     python tools/nbdocs.py html [NB ...]   # execute every notebook and write _docs/<name>.html + _docs/index.html
 
+In README.md, a block `<!-- include reports/table1.md -->` ... `<!-- end include -->` (written in a markdown cell of
+index.ipynb) is filled with the file's current content (`expand_includes`), so `readme --check` also fails when an
+embedded table is stale.
+
 `nbdev_docs` needs Quarto; this does the same job with nbconvert: cells marked `#| hide` are dropped, `#|`
 directive lines are stripped, cells are executed in the notebook's own folder (as `nbdev_test` does), and each
 file is written atomically. Keep `nbs/_quarto.yml` for people who have Quarto.
@@ -96,6 +100,37 @@ def _atomic_write(path: Path, text: str):
     os.replace(tmp, path)
 
 
+_INCLUDE = re.compile(r"^<!--\s*include\s+(\S+)\s*-->\s*$")
+_END_INCLUDE = re.compile(r"^<!--\s*end include\s*-->\s*$")
+NOT_GENERATED = "not generated yet: run `dvc repro`"
+
+
+def expand_includes(text: str, root: Path = ROOT) -> str:
+    """Fill every `<!-- include PATH -->` ... `<!-- end include -->` block with the current content of PATH.
+
+    PATH is relative to `root` (the repository). Whatever stood between the markers is replaced, so the notebook
+    can hold an empty block; the markers stay, so the result can be expanded again. A missing file gives the line
+    `not generated yet: run `dvc repro``. An include without its end marker, or a PATH outside `root`, is an error.
+    """
+    out, lines, i = [], text.splitlines(keepends=True), 0
+    while i < len(lines):
+        m = _INCLUDE.match(lines[i])
+        if not m:
+            out.append(lines[i]); i += 1
+            continue
+        j = next((k for k in range(i + 1, len(lines)) if _END_INCLUDE.match(lines[k])), None)
+        if j is None or any(_INCLUDE.match(l) for l in lines[i + 1:j]):
+            raise ValueError(f"`{lines[i].strip()}` has no `<!-- end include -->` after it")
+        path = (root / m.group(1)).resolve()
+        if not path.is_relative_to(root.resolve()):
+            raise ValueError(f"include outside the repository: {m.group(1)}")
+        body = path.read_text(encoding="utf-8") if path.is_file() else NOT_GENERATED + "\n"
+        # blank lines around the body: the Markdown after the comment is a block of its own, and a table in it ends
+        out += [lines[i].rstrip("\n") + "\n\n", body.strip("\n") + "\n\n", lines[j]]
+        i = j + 1
+    return "".join(out)
+
+
 def readme_text() -> str:
     """Execute nbs/index.ipynb and return it as Markdown (text outputs only, so it is stable)."""
     import nbformat
@@ -114,7 +149,7 @@ def readme_text() -> str:
     body, _ = MarkdownExporter(exclude_input_prompt=True, exclude_output_prompt=True).from_notebook_node(nb)
     body = re.sub(r"\n{3,}", "\n\n", body).strip() + "\n"
     header = "<!-- Generated from nbs/index.ipynb by `python tools/nbdocs.py readme`; edit the notebook, not this file. -->\n\n"
-    return header + body
+    return expand_includes(header + body)
 
 
 def cmd_readme(check: bool) -> int:
