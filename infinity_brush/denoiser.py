@@ -12,8 +12,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import register_bench, timeit, peak_memory, grid_coords
-from .operators import knn, SparseKernelIntegral, CANO, LinearSelfAttention
-from .uno import GridLevel, UNetConfig
+from .operators import KNNIndex, SparseKernelIntegral, CANO, LinearSelfAttention
+from .uno import GridLevel, GridConfig
 
 # %% auto #0
 __all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'SparseBlock', 'InfinityBrushDenoiser',
@@ -113,9 +113,8 @@ class InfinityBrushDenoiser(nn.Module):
                 self.null = nn.Parameter(torch.zeros(nt * d))
             self.cond_pos = nn.Parameter(torch.randn(nt, d) * 0.02)
         self.blocks = nn.ModuleList([SparseBlock(cfg) for _ in range(cfg.depth)])
-        self.grid = GridLevel(d, cfg.grid, cfg.grid_k, UNetConfig(in_ch=d, out_ch=d, base=cfg.unet_base, mults=cfg.unet_mults,
-                                                                    tdim=cfg.tdim, ctx_dim=d, heads=cfg.heads,
-                                                                    cross_attention=self.conditional))
+        self.grid = GridLevel(GridConfig(in_ch=d, out_ch=d, size=cfg.grid, k=cfg.grid_k, base=cfg.unet_base, mults=cfg.unet_mults,
+                                         tdim=cfg.tdim, ctx_dim=d, heads=cfg.heads, cross_attention=self.conditional))
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.channels))
 
     # -- conditioning -------------------------------------------------------------------------------------------
@@ -159,22 +158,29 @@ class InfinityBrushDenoiser(nn.Module):
         B = x_a.shape[0]
         ctx = self._context(t, cond, cond_drop_mask, B, x_a.device, c_a)
         h = self.lift(torch.cat([x_a, self.ff(c_a)], -1))
-        nbr = torch.stack([knn(c_a[b], c_a[b], min(self.cfg.k, c_a.shape[1]))[0] for b in range(B)])
+        k = min(self.cfg.k, c_a.shape[1])
+        index = [KNNIndex(c_a[b], per_cell=max(k, 4)) for b in range(B)]   # built once, queried by every chunk
+        nbr = torch.stack([index[b].query(c_a[b], k)[0] for b in range(B)])
         stats = []
         for blk in self.blocks:
             s = blk.anchor_stats(h, ctx); stats.append(s)
             h = blk.apply(h, c_a, c_a, nbr, s, ctx)
         grid_ctx = ctx["cond_tokens"] if self.cfg.conditioning in ("cano+grid", "grid") and self.conditional else None
-        grid = self.grid.grid(h, c_a, ctx["temb"], grid_ctx)
-        return {"ctx": ctx, "stats": stats, "c_a": c_a, "grid": grid, "h_a": h}
+        grid = self.grid.grid_forward(self.grid.to_grid(h, c_a), ctx["temb"], grid_ctx)
+        return {"ctx": ctx, "stats": stats, "c_a": c_a, "grid": grid, "h_a": h, "index": index, "k": k}
 
-    def apply(self, prep: dict, x, coords) -> torch.Tensor: # queries (B, M, C), (B, M, 2) -> (B, M, C)
-        "Evaluate the query points from the anchors' pass."
+    def neighbours(self, prep: dict, coords) -> torch.Tensor: # (B, M, 2) -> (B, M, k) long indices into the anchors
+        "The k nearest anchors of each query point (exact; they depend on the coordinates only, not on the values)."
+        return torch.stack([prep["index"][b].query(coords[b], prep["k"])[0] for b in range(coords.shape[0])])
+
+    def apply(self, prep: dict, x, coords,
+              nbr: torch.Tensor|None = None) -> torch.Tensor: # queries (B, M, C), (B, M, 2) [, (B, M, k)] -> (B, M, C)
+        "Evaluate the query points from the anchors' pass (`nbr`: their `neighbours`, when already known)."
         c_a, ctx = prep["c_a"], prep["ctx"]
         h = self.lift(torch.cat([x, self.ff(coords)], -1))
-        nbr = torch.stack([knn(coords[b], c_a[b], min(self.cfg.k, c_a.shape[1]))[0] for b in range(x.shape[0])])
+        if nbr is None: nbr = self.neighbours(prep, coords)
         for blk, s in zip(self.blocks, prep["stats"]): h = blk.apply(h, coords, c_a, nbr, s, ctx)
-        return self.head(h + self.grid.read(prep["grid"], coords))
+        return self.head(h + self.grid.from_grid(prep["grid"], coords))
 
     def forward(self, x: torch.Tensor, # (B, N, C) noisy values u_t at the points
                 coords: torch.Tensor, # (B, N, 2) coordinates in [0,1]^2
@@ -187,16 +193,22 @@ class InfinityBrushDenoiser(nn.Module):
         ai = self.anchor_index(x.shape[1], x.device)
         x_a, c_a = (x, coords) if ai is None else (x[:, ai], coords[:, ai])
         prep = self.prepare(x_a, c_a, t, cond, cond_drop_mask)
-        if ai is None: return self.head(prep["h_a"] + self.grid.read(prep["grid"], coords))
+        if ai is None: return self.head(prep["h_a"] + self.grid.from_grid(prep["grid"], coords))
         return self.apply(prep, x, coords)
 
 # %% ../nbs/06_denoiser.ipynb #935141ac
 def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch.Tensor, t: torch.Tensor, cond=None,
-                    chunk: int = 65_536, progress: bool = False, out: torch.Tensor|None = None) -> torch.Tensor: # (B, N, C)
+                    chunk: int = 65_536, progress: bool = False, out: torch.Tensor|None = None,
+                    nbr_cache: dict|None = None, # reuse the query points' neighbours across calls on the same `coords` (see below)
+                   ) -> torch.Tensor: # (B, N, C)
     "The denoiser over any number of points with memory for one chunk (plus the anchors' pass)."
     if chunk < 1: raise ValueError(f"chunk must be positive, got {chunk}")
     dev = next(model.parameters()).device
     amp = dev.type == "cuda"
+    if nbr_cache is not None:
+        if nbr_cache.setdefault("coords", coords) is not coords:
+            raise ValueError("nbr_cache was filled for another coords tensor; use one cache per set of query points")
+        if nbr_cache.setdefault("chunk", chunk) != chunk: raise ValueError("nbr_cache was filled with another chunk size")
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         N = x.shape[1]
         ai = model.anchor_index(N, x.device)
@@ -204,7 +216,12 @@ def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch
         prep = model.prepare(x_a.to(dev), c_a.to(dev), t.to(dev), None if cond is None else cond.to(dev))
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device) if out is None else out
         for s in tqdm(range(0, N, chunk), desc="denoiser", disable=not progress):
-            out[:, s:s + chunk] = model.apply(prep, x[:, s:s + chunk].to(dev), coords[:, s:s + chunk].to(dev)).to(out.dtype)
+            c = coords[:, s:s + chunk].to(dev)
+            nbr = None
+            if nbr_cache is not None:
+                if s not in nbr_cache: nbr_cache[s] = model.neighbours(prep, c).to(torch.int32)   # int32: half the memory
+                nbr = nbr_cache[s].long()
+            out[:, s:s + chunk] = model.apply(prep, x[:, s:s + chunk].to(dev), c, nbr).to(out.dtype)
     return out
 
 # %% ../nbs/06_denoiser.ipynb #a14660dd

@@ -10,13 +10,14 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import grid_coords, atomic_path
-from .smoothing import Mollifier, counter_normal, smooth_grid, smoothed_noise_grid, undo_wiener
+from .core import grid_coords, atomic_path, register_bench
+from .smoothing import Mollifier, counter_normal, smooth_grid, smoothed_noise_grid, undo_wiener, reflect_index, _kernels
 from .diffusion import Schedule, make_schedule, sample_ddim, ddim_timesteps, cfg_model
 from .denoiser import denoise_chunked
 
 # %% auto #0
-__all__ = ['dyadic_levels', 'consistent_white_noise', 'smoothed_consistent_noise', 'sample_image', 'to_uint8', 'save_image']
+__all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'sample_image',
+           'to_uint8', 'save_image', 'bench_sample']
 
 # %% ../nbs/09_sampler.ipynb #f9c0fecd
 def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
@@ -46,9 +47,27 @@ def consistent_white_noise(seed: int, channels: int, h: int, w: int, base: tuple
         z = kids.reshape(2, 2, channels, hp, wp).permute(2, 3, 0, 4, 1).reshape(channels, 2 * hp, 2 * wp)
     return z.to(dtype)
 
+def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
+                       mol: Mollifier, normalise: str = "sum",
+                       strip: int = 64) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
+    "`smooth_grid` one strip of rows (then of columns) at a time: the same sums, with memory for one strip."
+    C, H, W = field.shape
+    ky, kx = _kernels(mol, H, W, normalise)
+    ky, kx = ky.to(field), kx.to(field)
+    Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
+    iy = reflect_index(torch.arange(-Ry, H + Ry, device=field.device), H)
+    ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
+    tmp = torch.empty(C, H, W + 2 * Rx, dtype=field.dtype, device=field.device)
+    for c in range(0, W + 2 * Rx, strip):            # along the rows first (as `smooth_grid`), a strip of columns at a time
+        tmp[:, :, c:c + strip] = F.conv2d(field[:, :, ix[c:c + strip]][:, iy][:, None], ky.view(1, 1, -1, 1))[:, 0]
+    out = torch.empty(C, H, W, dtype=field.dtype, device=field.device)
+    for r in range(0, H, strip):                     # then along the columns, a strip of rows at a time
+        out[:, r:r + strip] = F.conv2d(tmp[:, r:r + strip][:, None], kx.view(1, 1, 1, -1))[:, 0]
+    return out
+
 def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None) -> torch.Tensor:
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`."
-    return smooth_grid(consistent_white_noise(seed, channels, h, w, base, torch.float64)[None], mol, normalise="l2")[0].float()
+    return smooth_grid_strips(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2").float()
 
 # %% ../nbs/09_sampler.ipynb #d37ad954
 @torch.no_grad()
@@ -58,7 +77,9 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
                  *, mol: Mollifier = Mollifier(), sched: Schedule|None = None, steps: int = 50, eta: float = 0.0,
                  guidance: float = 1.0, param: str = "eps", seed: int = 0, chunk: int = 65_536,
                  consistent_noise: bool = True, deblur: bool = False, progress: bool = True,
-                 callback: Callable|None = None) -> torch.Tensor: # (h, w, C) float32, roughly in [-1, 1]
+                 callback: Callable|None = None,
+                 cache_neighbours: bool = False, # search the pixels' anchor neighbours once, not at every step (h·w·k int32 of memory)
+                ) -> torch.Tensor: # (h, w, C) float32, roughly in [-1, 1]
     "Sample one image at h×w with DDIM (the paper's sampler), chunked through the whole image."
     if h <= 0 or w <= 0: raise ValueError(f"resolution must be positive, got {h}x{w}")
     sched = sched or make_schedule("cosine", getattr(getattr(model, "cfg", None), "T", 1000))
@@ -68,7 +89,8 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
     x = flat(noise(seed))
     coords = grid_coords(h, w)[None]
-    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk)
+    cache = {} if cache_neighbours else None
+    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, nbr_cache=cache)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta,
                       noise_fn=lambda i: flat(noise(seed + 1 + i)), callback=callback, disable=not progress)
@@ -93,3 +115,44 @@ def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
             from PIL import Image
             Image.fromarray(a).save(tmp, format="PNG" if path.suffix.lower() == ".png" else None)
     return path
+
+# %% ../nbs/09_sampler.ipynb #1df86100
+def _reset_peak_rss() -> bool:
+    "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
+    try:
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+        return True
+    except OSError: return False
+
+def _peak_rss() -> int|None: # bytes
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"): return int(line.split()[1]) * 1024
+    except OSError: return None
+
+@register_bench("sample")
+def bench_sample(quick: bool = False, device="cpu",
+                 steps: int|None = None, # DDIM steps actually run (default: 2 with quick, else 1)
+                 sizes: tuple|None = None, # image sides (default: (256, 512) with quick, else (1024, 4096))
+                 chunk: int = 65_536):
+    import time
+    from infinity_brush.core import peak_memory
+    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
+    device = torch.device(device)
+    S = steps or (2 if quick else 1)
+    torch.manual_seed(0)
+    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
+    e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
+    mol = Mollifier()
+    for size in sizes or ((256, 512) if quick else (1024, 4096)):
+        t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
+        rss_ok = _reset_peak_rss()
+        t0 = time.perf_counter()
+        img, mem = peak_memory(lambda: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, progress=False), device=device)
+        total = time.perf_counter() - t0
+        per_step = max(total - noise_s, 0.0) / S
+        yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
+               "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
+               "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
+               "peak_bytes": mem, "process_peak_rss_bytes": _peak_rss() if rss_ok and device.type == "cpu" else None,
+               "target_bytes": 6 * 2**30, "finite": bool(torch.isfinite(img).all())}

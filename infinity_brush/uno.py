@@ -20,7 +20,7 @@ except Exception:  # not installed, or built for another torch / CUDA
 
 # %% auto #0
 __all__ = ['AttnBackend', 'GridAccumulator', 'points_to_grid', 'grid_to_points', 'GridConfig', 'ResBlock', 'attention',
-           'GridAttention', 'GridUNet', 'GridLevel', 'UNetConfig', 'bench_grid']
+           'GridAttention', 'GridUNet', 'GridLevel', 'bench_grid']
 
 # %% ../nbs/05_uno.ipynb #1b01f9fc
 _NO_POINT = 2**62  # global index of an empty slot (sorts after every real point)
@@ -290,9 +290,9 @@ class GridUNet(nn.Module):
 # %% ../nbs/05_uno.ipynb #14eeeab4
 class GridLevel(nn.Module):
     "Sparse → grid (exact k-NN inverse-distance weights) → UNet (+ cross-attention to condition tokens) → sparse (bilinear)."
-    def __init__(self, cfg: GridConfig = GridConfig(), *legacy):
+    def __init__(self, cfg: GridConfig = GridConfig()):
         super().__init__()
-        if not isinstance(cfg, GridConfig): cfg = _legacy_config(cfg, *legacy)   # the pre-issue-3 call, see the end
+        if not isinstance(cfg, GridConfig): raise TypeError(f"GridLevel takes a GridConfig, got {type(cfg).__name__}")
         self.cfg, self.unet = cfg, GridUNet(cfg)
 
     def accumulator(self) -> GridAccumulator:
@@ -330,28 +330,6 @@ class GridLevel(nn.Module):
                 t_emb: torch.Tensor, # (B, tdim) timestep embedding
                 cond_tokens: torch.Tensor|None = None) -> torch.Tensor: # (B, L, ctx_dim), None: no cross-attention -> (B, N, out_ch)
         return self.from_grid(self.grid_forward(self.to_grid(feats, coords), t_emb, cond_tokens), coords)
-
-# %% ../nbs/05_uno.ipynb #20761092
-@dataclass
-class UNetConfig:
-    "Transitional: the UNet settings as the first denoiser passed them; new code uses `GridConfig`."
-    in_ch: int = 64
-    out_ch: int = 64
-    base: int = 32
-    mults: tuple = (1, 2, 4)
-    tdim: int = 128
-    ctx_dim: int = 128
-    heads: int = 4
-    cross_attention: bool = True
-
-def _legacy_config(dim: int, G: int = 32, K: int = 3, unet: UNetConfig|None = None, tdim: int = 128, ctx_dim: int = 128) -> GridConfig:
-    u = unet or UNetConfig(in_ch=dim, out_ch=dim, tdim=tdim, ctx_dim=ctx_dim)
-    return GridConfig(in_ch=u.in_ch, out_ch=u.out_ch, size=G, k=K, base=u.base, mults=u.mults, tdim=u.tdim,
-                      ctx_dim=u.ctx_dim, heads=u.heads, cross_attention=u.cross_attention)
-
-def _legacy_grid(self, h, x, temb, ctx=None): return self.grid_forward(self.to_grid(h, x), temb, ctx)
-def _legacy_read(self, grid, x): return self.from_grid(grid, x)
-GridLevel.grid, GridLevel.read = _legacy_grid, _legacy_read
 
 # %% ../nbs/05_uno.ipynb #f21f89a3
 @register_bench("grid")
