@@ -391,6 +391,7 @@ def sample_method(method: str, # one of `METHODS`
                   mol: Mollifier|None = None, # function-space models: the operator A (default Mollifier())
                   stride: int|None = None, window_batch: int = 16, interp: str = "bilinear", # patch: MultiDiffusion options
                   progress: bool = False, callback: Callable|None = None,
+                  clip: float|None = 1.0, # clamp each predicted u0 to [-clip, clip] (None: never)
                   **kwargs) -> torch.Tensor: # (h, w, C) float32 in [-1, 1]
     "Sample one h×w image with `method`'s model (DDIM; classifier-free guidance when `guidance` != 1)."
     check_method(method)
@@ -401,7 +402,7 @@ def sample_method(method: str, # one of `METHODS`
     if method in FUNCTION_SPACE:
         if method == "infinity-diff": cond = None
         img = sample_image(model, h, w, cond, mol=mol or Mollifier(), sched=sched, steps=steps, eta=eta, guidance=guidance,
-                           param=param, seed=seed, progress=progress, callback=callback, **kwargs)
+                           param=param, seed=seed, progress=progress, callback=callback, clip=clip, **kwargs)
         return img.clamp(-1, 1)
     dev = next(model.parameters()).device
     C = model.cfg.channels
@@ -412,7 +413,7 @@ def sample_method(method: str, # one of `METHODS`
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(1, h * w, C, generator=g).to(dev)
     out = sample_ddim(net, x, grid_coords(h, w, device=dev)[None], ddim_timesteps(sched.T, steps), sched, eta=eta, param=param,
-                      cond=None if cond is None else cond.to(dev), generator=g, callback=callback, disable=not progress)
+                      cond=None if cond is None else cond.to(dev), generator=g, callback=callback, disable=not progress, clip=clip)
     return out.reshape(h, w, C).float().clamp(-1, 1).cpu()
 
 # %% ../nbs/12_baselines.ipynb #38fab33a

@@ -262,13 +262,15 @@ def ddim_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
               eta: float = 0.0, # 0: deterministic DDIM; 1: the ancestral variance
               noise: torch.Tensor|None = None, # (B, N, C) fresh (smoothed) noise; needed when the step has sigma > 0
               param: Param = "eps",
+              clip: float|None = None, # clamp the predicted u0 to [-clip, clip] (and re-derive eps from it)
              ) -> tuple: # (u_{t_prev}, u0_pred)
     "One DDIM step from `t` to `t_prev`."
     tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     u0 = predict_u0(model_out, x, tt, sched, param)
     a_t, a_s = _abar(sched, t), _abar(sched, t_prev)
+    if clip is not None: u0 = u0.clamp(-clip, clip)
     if a_s == 1.0: return u0, u0
-    eps = predict_eps(model_out, x, tt, sched, param)
+    eps = predict_eps(model_out, x, tt, sched, param) if clip is None else (x - math.sqrt(a_t) * u0) / math.sqrt(1 - a_t)
     sigma = eta * math.sqrt((1 - a_s) / (1 - a_t) * (1 - a_t / a_s))
     out = math.sqrt(a_s) * u0 + math.sqrt(max(1 - a_s - sigma**2, 0.0)) * eps
     if sigma > 0:
@@ -283,10 +285,12 @@ def ancestral_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
                    sched: Schedule, *,
                    noise: torch.Tensor|None = None, # (B, N, C) fresh (smoothed) noise; unused for the last step
                    param: Param = "eps",
+                   clip: float|None = None, # clamp the predicted u0 to [-clip, clip]
                   ) -> tuple: # (u_{t_prev}, u0_pred)
     "One ancestral step: a draw from the (respaced) posterior at $\\hat u_0$."
     tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
     u0 = predict_u0(model_out, x, tt, sched, param)
+    if clip is not None: u0 = u0.clamp(-clip, clip)
     a_t, a_s = _abar(sched, t), _abar(sched, t_prev)
     if a_s == 1.0: return u0, u0
     beta = 1 - a_t / a_s
@@ -325,9 +329,10 @@ def sample_ddim(model: Callable, # model(x, coords, t, cond, **extra_args) -> (B
                 callback: Callable|None = None, # called with {"i", "t", "x", "u0_pred"} after each step
                 disable: bool|None = None, # disable the progress bar
                 generator: torch.Generator|None = None, # for the default i.i.d. noise_fn
+                clip: float|None = None, # clamp each predicted u0 to [-clip, clip] (None: never)
                ) -> torch.Tensor: # (B, N, C) the sample, a prediction of A u_0
     "DDIM (η ≥ 0) over any decreasing subsequence of timesteps, at any points."
-    step = lambda out, x, t, tp, i, nf: ddim_step(out, x, t, tp, sched, eta=eta, param=param,
+    step = lambda out, x, t, tp, i, nf: ddim_step(out, x, t, tp, sched, eta=eta, param=param, clip=clip,
                                                   noise=nf(i) if eta > 0 and tp >= 0 else None)
     return _sample(step, "DDIM", model, x, coords, timesteps, sched, eta, param, cond, noise_fn, extra_args, callback, disable, generator)
 
@@ -341,9 +346,10 @@ def sample_ancestral(model: Callable, # model(x, coords, t, cond, **extra_args) 
                      param: Param = "eps", cond=None, noise_fn: Callable|None = None, extra_args: dict|None = None,
                      callback: Callable|None = None, disable: bool|None = None,
                      generator: torch.Generator|None = None,
+                     clip: float|None = None, # clamp each predicted u0 to [-clip, clip] (None: never)
                     ) -> torch.Tensor: # (B, N, C) the sample, a prediction of A u_0
     "Ancestral (DDPM) sampling, $u_{s}\\sim\\mathcal N(m_\\theta, \\tilde\\beta\\,\\Sigma)$, over any decreasing timesteps."
-    step = lambda out, x, t, tp, i, nf: ancestral_step(out, x, t, tp, sched, param=param, noise=nf(i) if tp >= 0 else None)
+    step = lambda out, x, t, tp, i, nf: ancestral_step(out, x, t, tp, sched, param=param, clip=clip, noise=nf(i) if tp >= 0 else None)
     return _sample(step, "DDPM", model, x, coords, timesteps, sched, eta, param, cond, noise_fn, extra_args, callback, disable, generator)
 
 # %% ../nbs/03_diffusion.ipynb #a16f5cf0

@@ -79,6 +79,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
                  consistent_noise: bool = True, deblur: bool = False, progress: bool = True,
                  callback: Callable|None = None,
                  cache_neighbours: bool = False, # search the pixels' anchor neighbours once, not at every step (h·w·k int32 of memory)
+                 clip: float|None = 1.0, # clamp each predicted A u0 to [-clip, clip] (03_diffusion); None: never
                 ) -> torch.Tensor: # (h, w, C) float32, roughly in [-1, 1]
     "Sample one image at h×w with DDIM (the paper's sampler), chunked through the whole image."
     if h <= 0 or w <= 0: raise ValueError(f"resolution must be positive, got {h}x{w}")
@@ -92,7 +93,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     cache = {} if cache_neighbours else None
     net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, nbr_cache=cache)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
-    out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta,
+    out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
                       noise_fn=lambda i: flat(noise(seed + 1 + i)), callback=callback, disable=not progress)
     img = out.reshape(h, w, C)
     if deblur: img = undo_wiener(img.permute(2, 0, 1), mol.sigma_px(h, w)).permute(1, 2, 0)
