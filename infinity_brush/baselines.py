@@ -358,18 +358,7 @@ def make_loss(method: str, # one of `METHODS`
     "The per-example loss of Eq. 14 for `method`'s batches."
     check_method(method)
     sched = sched or make_schedule("cosine", 1000)
-    if method in FUNCTION_SPACE: return make_diffusion_loss(sched, mol or Mollifier(), param, weighting, cond_drop)
-    def loss_fn(model, batch, g):
-        u0, coords = batch["values"], batch["coords"]
-        B = u0.shape[0]
-        xi = torch.randn(u0.shape, generator=g)                         # white noise: A = I for a finite model
-        t = torch.randint(0, sched.T, (B,), generator=g)
-        drop = torch.rand(B, generator=g) < cond_drop
-        dev = next(model.parameters()).device
-        net = lambda x, c, tt, e=None: model(x, c, tt, e, cond_drop_mask=drop.to(dev))
-        cond = batch["cond"].to(dev) if batch["cond"] is not None else None
-        return training_loss(net, u0.to(dev), xi.to(dev), coords.to(dev), t.to(dev), sched, cond, param, weighting)
-    return loss_fn
+    return make_diffusion_loss(sched, (mol or Mollifier()) if method in FUNCTION_SPACE else None, param, weighting, cond_drop)
 
 # %% ../nbs/12_baselines.ipynb #e4b70d6c
 def _as_cond(cond, model):

@@ -223,7 +223,7 @@ def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
     return fn
 
 def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
-                        mol, # infinity_brush.smoothing.Mollifier (the operator A)
+                        mol, # infinity_brush.smoothing.Mollifier (the operator A), or None: A = I, white noise (finite models)
                         param: str = "eps", weighting: str = "simple",
                         cond_drop: float = 0.1) -> Callable: # loss_fn(model, batch, generator) -> (B,)
     "The per-example loss of Eq. 14 for a batch from `dataset_batch_fn`."
@@ -232,9 +232,11 @@ def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
     def loss_fn(model, batch, g):
         Au0, coords = batch["values"], batch["coords"]
         B, N, C = Au0.shape
-        seeds = torch.randint(0, 2**31 - 1, (B,), generator=g)
-        Axi = torch.stack([smoothed_noise_at(int(s), coords[b], C, int(batch["size"][b, 0]), int(batch["size"][b, 1]), mol)
-                           for b, s in enumerate(seeds)])
+        if mol is None: Axi = torch.randn(Au0.shape, generator=g)
+        else:
+            seeds = torch.randint(0, 2**31 - 1, (B,), generator=g)
+            Axi = torch.stack([smoothed_noise_at(int(s), coords[b], C, int(batch["size"][b, 0]), int(batch["size"][b, 1]), mol)
+                               for b, s in enumerate(seeds)])
         t = torch.randint(0, sched.T, (B,), generator=g)
         drop = torch.rand(B, generator=g) < cond_drop
         dev = next(model.parameters()).device
