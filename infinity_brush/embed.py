@@ -18,7 +18,8 @@ from .core import atomic_path, write_json
 # %% auto #0
 __all__ = ['OPENCLIP_MODELS', 'DINO_MODELS', 'EncoderKind', 'to_encoder_input', 'hf_cache_dirs', 'find_weights',
            'OpenClipEncoder', 'TimmEncoder', 'TinySSLConfig', 'TinySSLEncoder', 'random_views', 'nt_xent',
-           'train_ssl_encoder', 'save_ssl_encoder', 'load_ssl_encoder', 'load_encoder', 'embed_images']
+           'ssl_chance_loss', 'ssl_learned', 'train_ssl_encoder', 'save_ssl_encoder', 'load_ssl_encoder',
+           'load_encoder', 'embed_images']
 
 # %% ../nbs/07b_embed.ipynb #b71cdca7
 def to_encoder_input(img, # (H, W, C) uint8 array, or (C, H, W) / (B, C, H, W) float tensor in [0, 1]
@@ -177,29 +178,61 @@ def nt_xent(z1: torch.Tensor, z2: torch.Tensor, tau: float = 0.2) -> torch.Tenso
     target = torch.cat([torch.arange(B, 2 * B), torch.arange(0, B)])
     return F.cross_entropy(sim, target)
 
-def train_ssl_encoder(images: torch.Tensor, # (N, 3, S, S) downsampled training images in [0, 1]
-                      cfg: TinySSLConfig = TinySSLConfig(),
-                      steps: int = 300, batch: int = 64, lr: float = 2e-3, tau: float = 0.2, seed: int = 0,
-                      progress: bool = True) -> tuple: # (encoder in eval mode, list of losses)
-    "Train a `TinySSLEncoder` with SimCLR on `images`; deterministic for a given seed on the CPU."
-    if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"expected (N, 3, S, S) images, got {tuple(images.shape)}")
-    if len(images) < 2: raise ValueError("self-supervised training needs at least 2 images")
+def ssl_chance_loss(batch: int) -> float:
+    "NT-Xent of an encoder that learned nothing: every one of the 2B-1 candidates equally likely, log(2B-1)."
+    return math.log(2 * batch - 1)
+
+def ssl_learned(losses: Sequence[float], batch: int, margin: float = 0.95) -> bool:
+    "Whether a SimCLR run left chance: the mean of its last tenth of losses is below `margin` x log(2B-1), and finite."
+    tail = np.asarray(losses[-max(1, len(losses) // 10):], dtype=float)
+    return bool(np.isfinite(tail).all() and tail.mean() < margin * ssl_chance_loss(batch))
+
+def _ssl_run(x_all, cfg, steps, batch, lr, tau, seed, progress, desc):
     torch.manual_seed(seed); g = torch.Generator().manual_seed(seed)
     enc = TinySSLEncoder(cfg)
-    x_all = to_encoder_input(images, cfg.input_size)
     opt = torch.optim.AdamW(list(enc.backbone.parameters()) + list(enc.head.parameters()), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses = []
     enc.train()
-    for _ in tqdm(range(steps), desc="ssl encoder", disable=not progress):
-        idx = torch.randint(0, len(x_all), (min(batch, len(x_all)),), generator=g)
+    for _ in tqdm(range(steps), desc=desc, disable=not progress):
+        idx = torch.randint(0, len(x_all), (batch,), generator=g)
         x = x_all[idx]
         v1, v2 = random_views(x, g), random_views(x, g)
         n = lambda v: (v - enc.mean) / enc.std
         loss = nt_xent(enc.head(enc.backbone(n(v1))), enc.head(enc.backbone(n(v2))), tau)
+        if not torch.isfinite(loss): losses.append(float("nan")); break
         opt.zero_grad(); loss.backward(); opt.step(); sched.step()
         losses.append(loss.item())
     return enc.eval(), losses
+
+def train_ssl_encoder(images: torch.Tensor, # (N, 3, S, S) downsampled training images in [0, 1]
+                      cfg: TinySSLConfig = TinySSLConfig(),
+                      steps: int = 400, batch: int = 64, lr: float = 5e-4, tau: float = 0.2, seed: int = 0,
+                      restarts: int = 2, # retries at half the learning rate when a run stays at chance (collapse)
+                      progress: bool = True) -> tuple: # (encoder in eval mode, list of losses of the kept run)
+    """Train a `TinySSLEncoder` with SimCLR on `images`; deterministic for a given seed on the CPU.
+
+    A run whose loss ends at chance (`ssl_learned` is False: the features collapsed to one point, or went non-finite)
+    is retried from scratch at half the learning rate, up to `restarts` times; if none learns, a warning says so.
+    `enc.ssl_report` records every attempt, so that each number computed with the encoder can say how it was trained."""
+    if images.ndim != 4 or images.shape[1] != 3: raise ValueError(f"expected (N, 3, S, S) images, got {tuple(images.shape)}")
+    if len(images) < 2: raise ValueError("self-supervised training needs at least 2 images")
+    if steps < 1: raise ValueError(f"steps must be positive, got {steps}")
+    x_all, B = to_encoder_input(images, cfg.input_size), min(batch, len(images))
+    attempts = []
+    for k in range(restarts + 1):
+        enc, losses = _ssl_run(x_all, cfg, steps, B, lr / 2**k, tau, seed, progress, f"ssl encoder (lr {lr / 2**k:.1e})")
+        ok = ssl_learned(losses, B)
+        attempts.append({"lr": lr / 2**k, "steps": len(losses), "final_loss": float(np.mean(losses[-max(1, len(losses) // 10):])), "learned": ok})
+        if ok: break
+    if not ok:
+        import warnings
+        warnings.warn(f"tiny-ssl: no run left chance (NT-Xent {attempts[-1]['final_loss']:.3f} vs log(2B-1) = "
+                      f"{ssl_chance_loss(B):.3f} after {len(attempts)} attempts from lr {lr:.1e}): its features are "
+                      "collapsed or untrained; train longer or with a smaller learning rate", RuntimeWarning)
+    enc.ssl_report = {"batch": B, "chance_loss": ssl_chance_loss(B), "learned": ok, "attempts": attempts}
+    return enc, losses
+
 
 # %% ../nbs/07b_embed.ipynb #2cb4a9c6
 def save_ssl_encoder(enc: TinySSLEncoder, path: str|Path):
@@ -207,7 +240,8 @@ def save_ssl_encoder(enc: TinySSLEncoder, path: str|Path):
     from safetensors.torch import save_file
     path = Path(path)
     with atomic_path(path) as tmp: save_file({k: v.contiguous() for k, v in enc.state_dict().items()}, str(tmp))
-    write_json({"kind": "tiny-ssl", "config": asdict(enc.cfg)}, path.with_suffix(path.suffix + ".json"))
+    write_json({"kind": "tiny-ssl", "config": asdict(enc.cfg), "ssl_report": getattr(enc, "ssl_report", None)},
+               path.with_suffix(path.suffix + ".json"))
 
 def load_ssl_encoder(path: str|Path, device="cpu") -> TinySSLEncoder:
     "Load a `TinySSLEncoder` saved by `save_ssl_encoder`."
@@ -215,9 +249,9 @@ def load_ssl_encoder(path: str|Path, device="cpu") -> TinySSLEncoder:
     path = Path(path); meta = path.with_suffix(path.suffix + ".json")
     if not path.is_file() or not meta.is_file():
         raise FileNotFoundError(f"tiny-ssl encoder not found: need {path} and {meta} (train it with `train_ssl_encoder`)")
-    cfg = TinySSLConfig(**json.loads(meta.read_text())["config"])
-    enc = TinySSLEncoder(cfg); enc.load_state_dict(load_file(str(path), device=str(device)))
-    enc.name = f"tiny-ssl:{path.name}"
+    info = json.loads(meta.read_text())
+    enc = TinySSLEncoder(TinySSLConfig(**info["config"])); enc.load_state_dict(load_file(str(path), device=str(device)))
+    enc.name, enc.ssl_report = f"tiny-ssl:{path.name}", info.get("ssl_report")
     return enc.to(device).eval()
 
 # %% ../nbs/07b_embed.ipynb #febb6540

@@ -57,6 +57,12 @@ def test_every_stage_output_exists(smoke_run):
         rec = json.loads((smoke_run / "reports/metrics/eval" / f"{name}.json").read_text())
         assert rec["profile"] == "smoke"
         for r in rec["results"]: assert r["extractor"], r   # every number names its feature extractor
+    emb = json.loads((smoke_run / "data/embeddings.json").read_text())
+    for role, r in emb["roles"].items():   # each offline extractor says whether it left chance (5 smoke steps: it need not)
+        assert isinstance(r["ssl_learned"], bool) and r["ssl_chance_loss"] > 0 and -1 <= r["mean_pairwise_cosine"] <= 1, (role, r)
+    brca = json.loads((smoke_run / "reports/metrics/eval/brca-infinity-brush.json").read_text())["results"]
+    if not emb["roles"]["brca"]["ssl_learned"]:   # a number from an encoder that learned nothing carries a warning
+        assert all("did not leave chance" in r["note"] for r in brca if r["extractor"].startswith("tiny-ssl")), brca
 
 
 def test_tables_name_extractor_and_scale(smoke_run):
