@@ -4,13 +4,14 @@
 
 # %% ../nbs/99_bench.ipynb #61c654df
 from __future__ import annotations
-import argparse, importlib, json, pkgutil, platform, sys
+import argparse, importlib, json, os, pkgutil, platform, sys, time
+from pathlib import Path
 import torch
 import infinity_brush
 from .core import BENCHES, default_device
 
 # %% auto #0
-__all__ = ['load_benchmarks', 'keep_freed_memory', 'run_bench', 'main']
+__all__ = ['HEADLINE', 'load_benchmarks', 'keep_freed_memory', 'run_bench', 'main', 'read_log', 'log_table']
 
 # %% ../nbs/99_bench.ipynb #02263c3d
 _KEEP = False
@@ -41,21 +42,36 @@ def keep_freed_memory() -> bool: # whether the setting was applied
 def run_bench(name: str, # registered benchmark name
               quick: bool = False, # small sizes, finishes in under a minute on a laptop CPU
               device: str|None = None, # "cpu", "cuda", ... (default: CUDA if available)
-              out=None): # a writable text stream (default stdout)
-    "Run benchmark `name`, printing one JSON line per result; return the list of results."
+              out=None, # a writable text stream (default stdout)
+              log: str|Path|None = None): # also append each line to this JSON-lines file (the project's benchmark log)
+    """Run benchmark `name`, printing one JSON line per result; return the list of results.
+
+    Every line carries where it was measured: device, torch, threads, the code's git commit, the UTC start time and
+    the 1-minute load average at the start (a busy machine slows CPU timings several-fold). With `log`, each line
+    is appended (and flushed) as soon as it is measured, so a killed run leaves only whole lines."""
     benches = load_benchmarks()
     if name not in benches:
         raise KeyError(f"unknown benchmark {name!r}; available: {', '.join(sorted(benches)) or '(none)'}")
     dev = torch.device(device) if device else default_device()
     out = out or sys.stdout
     meta = {"bench": name, "device": str(dev), "torch": torch.__version__, "quick": quick, "malloc_keep": _KEEP,
-            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads()}
+            "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+            "git_commit": _commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     if dev.type == "cuda": meta["gpu"] = torch.cuda.get_device_name(dev)
+    if log is not None: Path(log).parent.mkdir(parents=True, exist_ok=True)
     results = []
     for r in benches[name](quick=quick, device=dev):
         row = {**meta, **r}
-        print(json.dumps(row), file=out, flush=True); results.append(row)
+        line = json.dumps(row)
+        print(line, file=out, flush=True); results.append(row)
+        if log is not None:
+            with open(log, "a") as f: f.write(line + "\n")
     return results
+
+def _commit() -> str|None:
+    from infinity_brush.metrics import git_commit
+    return git_commit(Path(infinity_brush.__file__).parent)
 
 def main(argv=None):
     "Command-line entry point of `python -m infinity_brush.bench`."
@@ -65,6 +81,7 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="small sizes (under a minute on a CPU)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
+    p.add_argument("--log", default=None, metavar="FILE", help="also append the JSON lines to FILE (e.g. reports/bench/cpu.jsonl)")
     p.add_argument("--no-malloc-keep", action="store_true", help="let glibc unmap freed memory (measures page faults too)")
     a = p.parse_args(argv)
     global _KEEP
@@ -72,10 +89,39 @@ def main(argv=None):
     if a.list or not a.name:
         print("\n".join(sorted(benches))); return 0
     for n in (sorted(benches) if a.name == "all" else [a.name]):
-        run_bench(n, quick=a.quick, device=a.device)
+        run_bench(n, quick=a.quick, device=a.device, log=a.log)
     return 0
 
 # %% ../nbs/99_bench.ipynb #3f62d5ab
 # `python -m infinity_brush.bench` sets `__spec__`; a notebook kernel (where `__name__` is also "__main__") does not.
 if __name__ == "__main__" and globals().get("__spec__") is not None:
     sys.exit(main())
+
+# %% ../nbs/99_bench.ipynb #d7868865
+HEADLINE = ("size", "N", "points", "batch", "steps_run", "seconds", "seconds_per_step", "noise_s", "peak_bytes",
+            "process_peak_rss_bytes", "fits_target")
+
+def read_log(path: str|Path) -> list[dict]: # the rows, in the order they were written
+    "Read a benchmark log (JSON lines); a line that is not JSON is an error naming the file and the line."
+    rows = []
+    for i, line in enumerate(Path(path).read_text().splitlines(), 1):
+        if not line.strip(): continue
+        try: rows.append(json.loads(line))
+        except json.JSONDecodeError as e: raise ValueError(f"{path}, line {i}: not a JSON object ({e.msg})") from None
+    return rows
+
+def _cell(k, v) -> str:
+    if v is None: return "–"
+    if k.endswith("_bytes") and isinstance(v, (int, float)): return f"{v / 2**30:.2f} GiB"
+    if k == "utc": return str(v)[:16].replace("T", " ")
+    if isinstance(v, float): return f"{v:.3g}"
+    return str(v)
+
+def log_table(rows: list[dict], # rows of `read_log` or `run_bench`
+              keys: tuple = HEADLINE) -> str: # headline columns, shown when any row has them
+    "A markdown table of benchmark rows: where each ran, the headline numbers, and every `ratio_*` column."
+    ratios = sorted({k for r in rows for k in r if k.startswith("ratio")})
+    cols = ["bench", "utc", "git_commit", "device", "threads", "loadavg_1m"]
+    cols = [k for k in cols if any(k in r for r in rows)] + [k for k in keys if any(k in r for r in rows)] + ratios
+    head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
+    return "\n".join([head] + ["| " + " | ".join(_cell(k, r.get(k)) for k in cols) + " |" for r in rows])
