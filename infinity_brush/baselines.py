@@ -17,7 +17,7 @@ from .diffusion import (Schedule, make_schedule, training_loss, sample_ddim, ddi
                                       check_option)
 from .smoothing import Mollifier
 from .uno import GridUNet, GridConfig, grid_to_points
-from .denoiser import InfinityBrushDenoiser, DenoiserConfig, timestep_embedding
+from .denoiser import InfinityBrushDenoiser, DenoiserConfig, ConditionTokens, timestep_embedding
 from .data import to_values, read_image
 from .train import make_diffusion_loss, dataset_batch_fn, Trainer, TrainConfig
 from .sampler import sample_image
@@ -71,7 +71,7 @@ def _grid_hw(coords: torch.Tensor, N: int) -> tuple: # (h, w) of the full pixel 
         raise ValueError("a finite-dimensional model works on a full row-major pixel grid: coords must equal grid_coords(h, w)")
     return h, w
 
-class FiniteUNet(nn.Module):
+class FiniteUNet(ConditionTokens, nn.Module):
     "A conditional pixel-space UNet (`GridUNet` blocks) with the point signature `model(x, coords, t, cond)` on full grids."
     def __init__(self, cfg: FiniteConfig = FiniteConfig()):
         super().__init__()
@@ -80,31 +80,7 @@ class FiniteUNet(nn.Module):
                                         blocks=cfg.blocks, tdim=d, ctx_dim=d, heads=cfg.heads,
                                         cross_attention=cfg.cond_kind is not None, self_attention=cfg.self_attention))
         self.temb = nn.Sequential(nn.Linear(d, d), nn.SiLU(), nn.Linear(d, d))
-        self.conditional = cfg.cond_kind is not None
-        if cfg.cond_kind == "label": self.cond_embed = nn.Embedding(cfg.num_classes + 1, cfg.n_cond_tokens * d)  # last = null
-        elif cfg.cond_kind == "embedding":
-            self.cond_embed = nn.Linear(cfg.cond_dim, cfg.n_cond_tokens * d)
-            self.null = nn.Parameter(torch.zeros(cfg.n_cond_tokens * d))
-        if self.conditional: self.cond_pos = nn.Parameter(torch.randn(cfg.n_cond_tokens, d) * 0.02)
-
-    def cond_tokens(self, cond, B: int, device, cond_drop_mask=None) -> torch.Tensor|None: # (B, n_cond_tokens, tdim)
-        "The condition as tokens (the learned null condition where `cond` is None or dropped)."
-        if not self.conditional: return None
-        cfg = self.cfg
-        if cfg.cond_kind == "label":
-            lab = torch.full((B,), cfg.num_classes, device=device, dtype=torch.long) if cond is None else cond.long().to(device)
-            if lab.shape != (B,): raise ValueError(f"labels must have shape ({B},), got {tuple(lab.shape)}")
-            if ((lab < 0) | (lab > cfg.num_classes)).any(): raise ValueError(f"labels must be in [0, {cfg.num_classes})")
-            if cond_drop_mask is not None: lab = torch.where(cond_drop_mask.to(device), cfg.num_classes, lab)
-            tok = self.cond_embed(lab)
-        elif cond is None: tok = self.null.expand(B, -1)
-        else:
-            if cond.shape != (B, cfg.cond_dim):
-                raise ValueError(f"condition embeddings must have shape ({B}, {cfg.cond_dim}), got {tuple(cond.shape)}")
-            if not torch.isfinite(cond).all(): raise ValueError("condition embedding contains NaN or inf")
-            tok = self.cond_embed(cond.to(self.null.dtype).to(device))
-            if cond_drop_mask is not None: tok = torch.where(cond_drop_mask.to(device)[:, None], self.null.expand(B, -1), tok)
-        return tok.reshape(B, cfg.n_cond_tokens, cfg.tdim) + self.cond_pos
+        self.conditional = self.init_condition(cfg, d)
 
     def forward_image(self, x: torch.Tensor, # (B, C, H, W) noisy image u_t
                       t: torch.Tensor, # (B,) timesteps

@@ -16,8 +16,8 @@ from .operators import KNNIndex, SparseKernelIntegral, CANO, LinearSelfAttention
 from .uno import GridLevel, GridConfig
 
 # %% auto #0
-__all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'SparseBlock', 'InfinityBrushDenoiser',
-           'denoise_chunked', 'bench_denoiser', 'bench_denoiser_4096']
+__all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'SparseBlock', 'ConditionTokens',
+           'InfinityBrushDenoiser', 'denoise_chunked', 'bench_denoiser', 'bench_denoiser_4096']
 
 # %% ../nbs/06_denoiser.ipynb #7d1e07a8
 Conditioning = Literal["cano+grid", "grid", "none"]
@@ -91,8 +91,49 @@ class SparseBlock(nn.Module):
         sc, sh = self.film(ctx["temb"])[:, None].chunk(2, -1)
         return h + self.mlp(self.n4(h) * (1 + sc) + sh)
 
+# %% ../nbs/06_denoiser.ipynb #5dc5c7ef
+class ConditionTokens:
+    """Mixin: the condition (a label or an embedding) as `n_cond_tokens` learned tokens, with a learned null condition.
+
+    Shared by every network of the package that attends to a condition (`InfinityBrushDenoiser`, the baselines'
+    `FiniteUNet`). `init_condition(cfg, width)` registers the parameters on the network itself (`cond_embed`,
+    `null` for embeddings, `cond_pos`), in that order, so parameter names, their order and the random draws at
+    initialisation are those of a network that declares them itself."""
+    def init_condition(self, cfg, # has cond_kind, cond_dim, num_classes, n_cond_tokens
+                       width: int) -> bool: # token width; returns whether the network is conditional
+        if cfg.cond_kind is None: return False
+        n = cfg.n_cond_tokens * width
+        if cfg.cond_kind == "label": self.cond_embed = nn.Embedding(cfg.num_classes + 1, n)   # last index = null
+        else:
+            self.cond_embed = nn.Linear(cfg.cond_dim, n)
+            self.null = nn.Parameter(torch.zeros(n))
+        self.cond_pos = nn.Parameter(torch.randn(cfg.n_cond_tokens, width) * 0.02)
+        return True
+
+    def cond_tokens(self, cond, # (B,) labels, (B, cond_dim) embeddings, or None (the null condition)
+                    B: int, device,
+                    cond_drop_mask: torch.Tensor|None = None, # (B,) bool: these rows get the null condition
+                   ) -> torch.Tensor|None: # (B, n_cond_tokens, width), or None for an unconditional network
+        "The condition as tokens (the learned null condition where `cond` is None or dropped)."
+        if not self.conditional: return None
+        cfg = self.cfg
+        if cfg.cond_kind == "label":
+            lab = torch.full((B,), cfg.num_classes, device=device, dtype=torch.long) if cond is None else cond.long().to(device)
+            if lab.shape != (B,): raise ValueError(f"labels must have shape ({B},), got {tuple(lab.shape)}")
+            if ((lab < 0) | (lab > cfg.num_classes)).any(): raise ValueError(f"labels must be in [0, {cfg.num_classes})")
+            if cond_drop_mask is not None: lab = torch.where(cond_drop_mask.to(device), cfg.num_classes, lab)
+            tok = self.cond_embed(lab)
+        elif cond is None: tok = self.null.expand(B, -1)
+        else:
+            if cond.ndim != 2 or cond.shape != (B, cfg.cond_dim):
+                raise ValueError(f"condition embeddings must have shape ({B}, {cfg.cond_dim}), got {tuple(cond.shape)}")
+            if not torch.isfinite(cond).all(): raise ValueError("condition embedding contains NaN or inf")
+            tok = self.cond_embed(cond.to(device=device, dtype=self.null.dtype))
+            if cond_drop_mask is not None: tok = torch.where(cond_drop_mask.to(device)[:, None], self.null.expand(B, -1), tok)
+        return tok.reshape(B, *self.cond_pos.shape) + self.cond_pos
+
 # %% ../nbs/06_denoiser.ipynb #db6f6957
-class InfinityBrushDenoiser(nn.Module):
+class InfinityBrushDenoiser(ConditionTokens, nn.Module):
     "ξ_θ(u_t, e, t) at any points: `model(x, coords, t, cond=None) -> (B, N, C)`."
     def __init__(self, cfg: DenoiserConfig = DenoiserConfig()):
         super().__init__()
@@ -104,39 +145,11 @@ class InfinityBrushDenoiser(nn.Module):
         self.temb = nn.Sequential(nn.Linear(cfg.tdim, cfg.tdim), nn.SiLU(), nn.Linear(cfg.tdim, cfg.tdim))
         if cfg.conditioning == "cano+grid":  # CANO's other two embedding sets: the time and the coordinates
             self.time_tok, self.coord_tok = nn.Linear(cfg.tdim, d), nn.Linear(fdim, d)
-        self.conditional = cfg.conditioning != "none" and cfg.cond_kind is not None
-        if self.conditional:
-            nt = cfg.n_cond_tokens
-            if cfg.cond_kind == "label": self.cond_embed = nn.Embedding(cfg.num_classes + 1, nt * d)   # last index = null
-            else:
-                self.cond_embed = nn.Linear(cfg.cond_dim, nt * d)
-                self.null = nn.Parameter(torch.zeros(nt * d))
-            self.cond_pos = nn.Parameter(torch.randn(nt, d) * 0.02)
+        self.conditional = cfg.conditioning != "none" and self.init_condition(cfg, d)
         self.blocks = nn.ModuleList([SparseBlock(cfg) for _ in range(cfg.depth)])
         self.grid = GridLevel(GridConfig(in_ch=d, out_ch=d, size=cfg.grid, k=cfg.grid_k, base=cfg.unet_base, mults=cfg.unet_mults,
                                          tdim=cfg.tdim, ctx_dim=d, heads=cfg.heads, cross_attention=self.conditional))
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, cfg.channels))
-
-    # -- conditioning -------------------------------------------------------------------------------------------
-    def cond_tokens(self, cond, B: int, device, cond_drop_mask=None) -> torch.Tensor|None: # (B, n_tokens, d)
-        "The condition as several tokens (the learned null condition where `cond` is None or dropped)."
-        if not self.conditional: return None
-        cfg, d = self.cfg, self.cfg.dim
-        if cfg.cond_kind == "label":
-            lab = torch.full((B,), cfg.num_classes, device=device, dtype=torch.long) if cond is None else cond.long().to(device)
-            if lab.shape != (B,): raise ValueError(f"labels must have shape ({B},), got {tuple(lab.shape)}")
-            if ((lab < 0) | (lab > cfg.num_classes)).any(): raise ValueError(f"labels must be in [0, {cfg.num_classes})")
-            if cond_drop_mask is not None: lab = torch.where(cond_drop_mask.to(device), cfg.num_classes, lab)
-            tok = self.cond_embed(lab)
-        else:
-            if cond is None: tok = self.null.expand(B, -1)
-            else:
-                if cond.ndim != 2 or cond.shape != (B, cfg.cond_dim):
-                    raise ValueError(f"condition embeddings must have shape ({B}, {cfg.cond_dim}), got {tuple(cond.shape)}")
-                if not torch.isfinite(cond).all(): raise ValueError("condition embedding contains NaN or inf")
-                tok = self.cond_embed(cond.to(self.null.dtype))
-                if cond_drop_mask is not None: tok = torch.where(cond_drop_mask.to(device)[:, None], self.null.expand(B, -1), tok)
-        return tok.reshape(B, cfg.n_cond_tokens, d) + self.cond_pos
 
     # -- anchors --------------------------------------------------------------------------------------------------
     def anchor_index(self, N: int, device) -> torch.Tensor|None:
