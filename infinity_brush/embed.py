@@ -19,7 +19,7 @@ from .core import atomic_path, write_json
 __all__ = ['OPENCLIP_MODELS', 'DINO_MODELS', 'EncoderKind', 'to_encoder_input', 'hf_cache_dirs', 'find_weights',
            'OpenClipEncoder', 'TimmEncoder', 'TinySSLConfig', 'TinySSLEncoder', 'random_views', 'nt_xent',
            'ssl_chance_loss', 'ssl_learned', 'train_ssl_encoder', 'save_ssl_encoder', 'load_ssl_encoder',
-           'load_encoder', 'embed_images']
+           'load_encoder', 'encode_images', 'embed_images']
 
 # %% ../nbs/07b_embed.ipynb #b71cdca7
 def to_encoder_input(img, # (H, W, C) uint8 array, or (C, H, W) / (B, C, H, W) float tensor in [0, 1]
@@ -275,21 +275,30 @@ def load_encoder(kind: str, # one of `EncoderKind`
         return load_ssl_encoder(weights, device)
     raise ValueError(f"unknown encoder kind {kind!r}; choose one of {list(EncoderKind.__args__)}")
 
+def encode_images(encoder: nn.Module, # any encoder above
+                  images: Sequence, # (H, W, C) uint8 arrays or paths readable by `read_image`
+                  batch: int = 16, read_image=None, progress: bool = True,
+                  names: Sequence[str]|None = None) -> np.ndarray: # (n, dim) float32
+    "Embed whole images, each downsampled to the encoder's input (as the paper embeds the whole image); nothing is written."
+    names = names or [str(im) if isinstance(im, (str, Path)) else f"image {j}" for j, im in enumerate(images)]
+    out = []
+    for i in tqdm(range(0, len(images), batch), desc=f"embedding ({getattr(encoder, 'name', '?')})", disable=not progress):
+        chunk = [read_image(im) if isinstance(im, (str, Path)) else im for im in images[i:i + batch]]
+        x = torch.cat([to_encoder_input(im, encoder.input_size) for im in chunk])
+        with torch.no_grad(): e = encoder(x).cpu().numpy().astype(np.float32)
+        if not np.isfinite(e).all(): raise FloatingPointError(f"non-finite embedding for {list(names[i:i + batch])}")
+        out.append(e)
+    return np.concatenate(out) if out else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+
 def embed_images(encoder: nn.Module, # any encoder above
                  images: Sequence, # (H, W, C) uint8 arrays or paths readable by `read_image`
                  names: Sequence[str], # file stems for the outputs
                  out_dir: str|Path, # where `<stem>.npy` and `embeddings.json` go
                  batch: int = 16, read_image=None, progress: bool = True) -> np.ndarray: # (n, dim) float32
-    "Embed whole images (downsampled to the encoder's input) and write one `.npy` per image, atomically."
+    "`encode_images`, then one `.npy` per image and an `embeddings.json` naming the encoder, each written atomically."
     if len(images) != len(names): raise ValueError(f"{len(images)} images but {len(names)} names")
-    out_dir = Path(out_dir); out = []
-    for i in tqdm(range(0, len(images), batch), desc=f"embedding ({getattr(encoder, 'name', '?')})", disable=not progress):
-        chunk = [read_image(im) if isinstance(im, (str, Path)) else im for im in images[i:i + batch]]
-        x = torch.cat([to_encoder_input(im, encoder.input_size) for im in chunk])
-        e = encoder(x).cpu().numpy().astype(np.float32)
-        if not np.isfinite(e).all(): raise FloatingPointError(f"non-finite embedding for {names[i:i + batch]}")
-        out.append(e)
-    E = np.concatenate(out) if out else np.zeros((0, getattr(encoder, "dim", 0)), np.float32)
+    out_dir = Path(out_dir)
+    E = encode_images(encoder, images, batch, read_image, progress, names)
     for n, e in zip(names, E):
         with atomic_path(out_dir / f"{n}.npy") as tmp:
             with open(tmp, "wb") as f: np.save(f, e)
