@@ -69,3 +69,9 @@ def test_tables_name_extractor_and_scale(smoke_run):
     t2 = (smoke_run / "reports/table2.md").read_text()
     assert "smoke" in t2 and "tiny-ssl" in t2, t2[:500]
     assert "Paper" in t2 and "Ours" in t2
+
+
+def test_table4_records_seed(smoke_run):
+    cost = json.loads((smoke_run / "reports/metrics/cost.json").read_text())["meta"]
+    assert cost["seed"] == 0 and "commit" in cost, cost   # the copy is an empty git repository: commit is None there
+    assert "Seed: 0;" in (smoke_run / "reports/table4.md").read_text()
