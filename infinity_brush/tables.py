@@ -150,7 +150,7 @@ def _holds(claim: Claim, values: Mapping, t: Table) -> bool|None:
     return all(_better(values[b], values[w], direction) for b in claim.better for w in claim.worse)
 
 # %% ../nbs/13_tables.ipynb #8f7a4823
-RECORD_META = ("data_scale", "extractor", "n_gen", "n_real", "n_crops_per_image", "crop_size", "seed", "commit")
+RECORD_META = ("data_scale", "extractor", "n_gen", "n_real", "n_crops_per_image", "crop_size", "sample_seeds", "seed", "commit")
 
 def as_record(result, # a `metrics.FIDResult`, a dict with `value`, or a plain number
               table: int, row: str, column: str, # the cell it reproduces
@@ -296,6 +296,7 @@ def _samples(r: Mapping) -> str:
 def _setting(r: Mapping) -> str:
     if r["status"] == "not run": return f"not run: {r['reason']}"
     parts = [r.get("data_scale"), r.get("extractor"), _samples(r),
+             None if r.get("sample_seeds") is None else f"sampling seeds {r['sample_seeds']}",
              None if r.get("seed") is None else f"seed {r['seed']}", r.get("commit")]
     return "; ".join(str(p) for p in parts if p)
 
@@ -321,8 +322,9 @@ def render_markdown(reported: Mapping, # `load_reported`'s tables
         for l in done:
             if _samples(l): smp.setdefault(t.columns[l["column"]].name, []).append(_samples(l))
         if smp: cap.append("Samples: " + "; ".join(f"{m}: {', '.join(dict.fromkeys(s))}" for m, s in smp.items()) + ".")
-        cap.append(f"Seed: {', '.join(_distinct(done, 'seed')) or 'not recorded'}; "
-                   f"commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
+        seeds = [f"{what} {', '.join(_distinct(done, k))}" for what, k in (("sampling", "sample_seeds"), ("measurement", "seed"))
+                 if _distinct(done, k)]
+        cap.append(f"Seeds: {'; '.join(seeds) or 'not recorded'}; commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
     else:
         cap.append("Nothing of this table has been measured yet.")
     cap.append("Δ = ours − paper; ↓ lower is better, ↑ higher is better.")
