@@ -71,7 +71,8 @@ def test_tables_name_extractor_and_scale(smoke_run):
     assert "Paper" in t2 and "Ours" in t2
 
 
-def test_table4_records_seed(smoke_run):
+def test_tables_record_seeds(smoke_run):
     cost = json.loads((smoke_run / "reports/metrics/cost.json").read_text())["meta"]
     assert cost["seed"] == 0 and "commit" in cost, cost   # the copy is an empty git repository: commit is None there
-    assert "Seed: 0;" in (smoke_run / "reports/table4.md").read_text()
+    assert "Seeds: measurement 0;" in (smoke_run / "reports/table4.md").read_text()
+    assert "Seeds: sampling 0–" in (smoke_run / "reports/table2.md").read_text()   # the seeds the samples were drawn with
