@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['cmd_prepare', 'cmd_embed', 'cmd_train', 'load_model', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
+__all__ = ['cmd_prepare', 'cmd_embed', 'cmd_train', 'load_model', 'load_sampler', 'cmd_sample', 'cmd_evaluate', 'build_parser',
+           'main']
 
 # %% ../nbs/11_cli.ipynb #d33b2000
 def cmd_prepare(a):
@@ -73,6 +74,16 @@ def load_model(ckpt: str|Path, use_ema: bool = True, device="cpu"):
     info = load_checkpoint(ckpt, model, use_ema=use_ema, device=device)
     return model.to(device).eval(), info["model_config"]
 
+def load_sampler(ckpt: str|Path, use_ema: bool = True, device="cpu"):
+    """`load_model`, plus `sample(height, width, cond, **options)`: `sampler.sample_image` with this model and the
+    smoothing A and noise schedule it was trained with (from the checkpoint's config); returns (model, sample)."""
+    from functools import partial
+    from infinity_brush.sampler import sample_image
+    from infinity_brush.smoothing import Mollifier
+    from infinity_brush.diffusion import make_schedule
+    model, mc = load_model(ckpt, use_ema, device)
+    return model, partial(sample_image, model, mol=Mollifier(sigma=mc["sigma"]), sched=make_schedule(mc["schedule"], mc["T"]))
+
 def _condition(a, model) -> torch.Tensor|None:
     "The condition of `sample`: a label, an embedding from a .npy file, the embedding of a reference image, or None."
     if a.label is not None: return torch.tensor([a.label])
@@ -92,14 +103,10 @@ def _condition(a, model) -> torch.Tensor|None:
     return torch.from_numpy(e)[None]
 
 def cmd_sample(a):
-    from infinity_brush.sampler import sample_image, save_image
-    from infinity_brush.smoothing import Mollifier
-    from infinity_brush.diffusion import make_schedule
-    model, mc = load_model(a.checkpoint, use_ema=not a.no_ema)
-    cond = _condition(a, model)
+    from infinity_brush.sampler import save_image
+    model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema)
     h, w = a.size, a.width or a.size
-    img = sample_image(model, h, w, cond, mol=Mollifier(sigma=mc["sigma"]), sched=make_schedule(mc["schedule"], mc["T"]),
-                       steps=a.steps, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
+    img = sample(h, w, _condition(a, model), steps=a.steps, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
 def cmd_evaluate(a):

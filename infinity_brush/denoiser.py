@@ -125,7 +125,7 @@ class ConditionTokens:
             tok = self.cond_embed(lab)
         elif cond is None: tok = self.null.expand(B, -1)
         else:
-            if cond.ndim != 2 or cond.shape != (B, cfg.cond_dim):
+            if cond.shape != (B, cfg.cond_dim):
                 raise ValueError(f"condition embeddings must have shape ({B}, {cfg.cond_dim}), got {tuple(cond.shape)}")
             if not torch.isfinite(cond).all(): raise ValueError("condition embedding contains NaN or inf")
             tok = self.cond_embed(cond.to(device=device, dtype=self.null.dtype))

@@ -322,8 +322,8 @@ def render_markdown(reported: Mapping, # `load_reported`'s tables
         for l in done:
             if _samples(l): smp.setdefault(t.columns[l["column"]].name, []).append(_samples(l))
         if smp: cap.append("Samples: " + "; ".join(f"{m}: {', '.join(dict.fromkeys(s))}" for m, s in smp.items()) + ".")
-        seeds = [f"{what} {', '.join(_distinct(done, k))}" for what, k in (("sampling", "sample_seeds"), ("measurement", "seed"))
-                 if _distinct(done, k)]
+        seeds = [f"{what} {', '.join(d)}" for what, k in (("sampling", "sample_seeds"), ("measurement", "seed"))
+                 if (d := _distinct(done, k))]
         cap.append(f"Seeds: {'; '.join(seeds) or 'not recorded'}; commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
     else:
         cap.append("Nothing of this table has been measured yet.")
