@@ -14,10 +14,10 @@ from .core import grid_coords, pixel_to_coords, coords_to_pixel, register_bench,
 
 # %% auto #0
 __all__ = ['Mollifier', 'hash32', 'counter_uniform', 'counter_normal', 'reflect_index', 'smooth_at', 'noise_field_fn',
-           'smoothed_noise_at', 'image_field_fn', 'smooth_grid', 'smoothed_noise_tile', 'smoothed_noise_grid',
-           'blur_dct', 'undo_wiener', 'bench_smoothing']
+           'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smoothed_noise_tile',
+           'smoothed_noise_grid', 'blur_dct', 'undo_wiener', 'bench_smoothing']
 
-# %% ../nbs/02_smoothing.ipynb #9a0bd521
+# %% ../nbs/02_smoothing.ipynb #13c2071d
 @dataclass(frozen=True)
 class Mollifier:
     sigma: float = 1 / 256 # kernel std as a fraction of the image side (1 px at 256^2)
@@ -26,6 +26,13 @@ class Mollifier:
     def __post_init__(self):
         if not self.sigma > 0: raise ValueError(f"sigma must be positive, got {self.sigma}")
         if not self.truncate > 0: raise ValueError(f"truncate must be positive, got {self.truncate}")
+
+    @classmethod
+    def for_resolution(cls, lowest: int, # the smallest image side the model will be sampled (or trained) at
+                       truncate: float = 3.0) -> "Mollifier":
+        "The rule of this package: σ is one pixel at the lowest resolution sampled, σ = 1 / lowest."
+        if int(lowest) != lowest or lowest < 1: raise ValueError(f"lowest resolution must be a positive integer, got {lowest}")
+        return cls(sigma=1 / lowest, truncate=truncate)
 
     def sigma_px(self, h: int, w: int) -> tuple: # (sigma in rows, sigma in columns) in pixels
         "The kernel's std in pixels of an `h`×`w` image."
@@ -79,7 +86,7 @@ def counter_normal(seed: int, # noise seed
     u2 = counter_uniform(seed, channel, rows, cols, torch.ones((), dtype=torch.int64, device=rows.device))
     return (torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
 
-# %% ../nbs/02_smoothing.ipynb #26b7ed58
+# %% ../nbs/02_smoothing.ipynb #5b2eebb8
 def reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
     "Symmetric (half-sample) reflection of integer indices into [0, n): -1 -> 0, n -> n-1, periodic with period 2n."
     m = torch.remainder(i, 2 * n)
@@ -135,6 +142,16 @@ def image_field_fn(img) -> Callable:
         if isinstance(img, torch.Tensor): return img[rows, cols].float()
         return torch.from_numpy(np.asarray(img[rows.numpy(), cols.numpy()], dtype=np.float32))
     return f
+
+def lattice_noise_at(x: torch.Tensor, # (N, 2) coordinates in [0,1]^2 (anywhere, not only pixel centres)
+                     channels: int, mol: Mollifier,
+                     generator: torch.Generator|None = None, # draws the white noise (training: one per step)
+                     chunk: int = 4096) -> torch.Tensor: # (N, C) unit-variance smoothed noise
+    """Aξ at N points from white noise on the coarsest lattice the rule allows (spacing σ, so σ is one of its
+    pixels): the same Gaussian field as `smoothed_noise_at` on any finer lattice, at a cost set by σ alone."""
+    n = max(1, math.ceil(1 / mol.sigma))
+    z = torch.randn(n, n, channels, generator=generator)
+    return smooth_at(lambda r, c: z[r, c], x, n, n, mol, normalise="l2", chunk=chunk)
 
 # %% ../nbs/02_smoothing.ipynb #34baad18
 def _sep_conv(field: torch.Tensor, ky: torch.Tensor, kx: torch.Tensor) -> torch.Tensor:
