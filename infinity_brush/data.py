@@ -15,12 +15,13 @@ from torch.utils.data import Dataset
 from .core import pixel_to_coords, atomic_path, write_json, register_bench, timeit
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'EMBED_EXTS', 'MINI_SETS', 'ImageSource', 'ArraySource', 'TiffSource', 'PILSource', 'open_image',
-           'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels', 'pixel_field_fn', 'find_package_file',
-           'item_rng', 'sample_pixels', 'list_images', 'dataset_dir', 'load_labels', 'embedding_path', 'load_embedding',
-           'LargeImageDataset', 'collate', 'DataError', 'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient',
-           'prepare_mini', 'read_celeba_attributes', 'prepare_celebahq', 'slide_magnification', 'tiles_from_slide',
-           'tiles_from_geotiff', 'bench_data_read']
+__all__ = ['IMAGE_EXTS', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'ImageSource', 'ArraySource', 'TiffSource',
+           'PILSource', 'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels',
+           'pixel_field_fn', 'find_package_file', 'item_rng', 'sample_pixels', 'list_images', 'dataset_dir',
+           'load_labels', 'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate', 'DataError',
+           'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params', 'shape_mask',
+           'shape_value', 'render_shape', 'shape_class', 'prepare_shapes', 'read_celeba_attributes', 'prepare_celebahq',
+           'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
 
 # %% ../nbs/07_data.ipynb #044d52ba
 IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg")
@@ -533,14 +534,15 @@ def _save_npy(a: np.ndarray, path: Path):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh: np.save(fh, a)
 
-def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr"], # which set
+def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr", "mini-shapes"], # which set
                  out_dir: str|Path = "data", # the set is written to out_dir/name
                  size: int = 512, # side of each (square) image
                  n_images: int = 16, # images in the set (mini-attr: half per class)
                  seed: int = 0, # crop positions and orientations
                  min_content: float = 0.5) -> Path: # accept a crop when its tissue / land fraction reaches this
     "Build a bundled mini data set from images shipped in Python packages; returns its folder (images/, manifest.json[, labels.json])."
-    if name not in MINI_SETS: raise ValueError(f"unknown mini data set {name!r}; choose one of {', '.join(MINI_SETS)}")
+    if name == "mini-shapes": return prepare_shapes(out_dir, size, n_images, seed)      # function-defined (below): no sources
+    if name not in MINI_SETS: raise ValueError(f"unknown mini data set {name!r}; choose one of {', '.join(MINI_SETS)}, mini-shapes")
     if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
     spec, root = MINI_SETS[name], Path(out_dir) / name
     rng = np.random.default_rng(seed)
@@ -580,6 +582,96 @@ def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr"], # which s
                 "created_by": "infinity_brush.data.prepare_mini", "orientation": orient.__doc__,
                 "distinct_crops_per_source": distinct, "sources": files, "items": items,
                 "embeddings": "embeddings/<stem>.npy, written by the embed step" if spec["cond"] == "embedding" else None}, old)
+    return root
+
+# %% ../nbs/07_data.ipynb #dd373804
+SHAPE_CLASSES = (("disc", (0.86, 0.20, 0.13)), ("square", (0.13, 0.32, 0.86)), ("triangle", (0.12, 0.62, 0.22)))   # (shape, RGB in [0,1])
+SHAPE_EXTENT = {"disc": 1.0, "square": 0.8 * 2 ** 0.5, "triangle": 1.4}    # farthest point from the centre, in radii
+
+def shape_params(seed: int, i: int, # image i of the set drawn with `seed`
+                 num_classes: int = 2) -> dict: # K classes, 1..3; JSON-serialisable record of image i
+    "The parameter record of image `i`: a pure function of (seed, i, num_classes); its class is i mod num_classes."
+    if not 1 <= num_classes <= len(SHAPE_CLASSES): raise ValueError(f"num_classes must be in 1..{len(SHAPE_CLASSES)}, got {num_classes}")
+    rng, label = np.random.default_rng([int(seed), int(i)]), int(i) % num_classes
+    shape, colour = SHAPE_CLASSES[label]
+    r = float(rng.uniform(0.15, 0.3)); e = r * SHAPE_EXTENT[shape]          # the whole shape lies inside the image
+    return {"label": label, "shape": shape, "centre": rng.uniform(e, 1 - e, 2).round(6).tolist(), "radius": round(r, 6),
+            "angle": round(float(rng.uniform(0, 2 * np.pi)), 6),
+            "colour": (np.array(colour) + rng.uniform(-0.04, 0.04, 3)).round(6).tolist(),
+            "background": (0.9 + rng.uniform(-0.05, 0.05, 3)).round(6).tolist()}
+
+# %% ../nbs/07_data.ipynb #82e56e70
+def shape_mask(params: dict, # a record of `shape_params`
+               x: np.ndarray) -> np.ndarray: # (N, 2) (row, col) in [0,1]^2 -> (N,) bool
+    "Indicator of the shape S at the points x."
+    d = np.asarray(x, np.float64) - np.asarray(params["centre"])
+    c, s, r = np.cos(params["angle"]), np.sin(params["angle"]), params["radius"]
+    u, v = c * d[:, 0] + s * d[:, 1], -s * d[:, 0] + c * d[:, 1]              # the shape's rotated frame
+    if params["shape"] == "disc": return u * u + v * v <= r * r
+    if params["shape"] == "square": return np.maximum(np.abs(u), np.abs(v)) <= 0.8 * r
+    if params["shape"] == "triangle":
+        k = np.arange(3) * 2 * np.pi / 3
+        return (u[:, None] * np.cos(k) + v[:, None] * np.sin(k) <= 0.7 * r).all(1)
+    raise ValueError(f"unknown shape {params['shape']!r}; choose one of {', '.join(s for s, _ in SHAPE_CLASSES)}")
+
+def shape_value(params: dict, # a record of `shape_params`
+                x: np.ndarray) -> np.ndarray: # (N, 2) (row, col) in [0,1]^2 -> (N, 3) float64 in [-1, 1]
+    "The image as a function: u(x) = colour inside the shape, background outside, scaled to [-1, 1]."
+    m = shape_mask(params, x)[:, None]
+    return 2 * np.where(m, np.asarray(params["colour"]), np.asarray(params["background"])) - 1
+
+# %% ../nbs/07_data.ipynb #0f4f4665
+def render_shape(params: dict, # a record of `shape_params`
+                 size: int, # side of the square image
+                 supersample: int = 4, # at least this many sub-pixels per pixel side
+                 ref: int = 1024, # ... and at least `ref` sub-pixels per image side (the same grid at every size dividing it)
+                 rows: int = 64) -> np.ndarray: # pixel rows per chunk (bounds memory); -> (size, size, 3) uint8
+    "Area-average the exact function over each pixel on a fine sub-pixel grid: the image at `size`² pixels."
+    s = max(int(supersample), -(-int(ref) // int(size)))
+    g = (np.arange(size * s) + 0.5) / (size * s)                                # = core.grid_coords(size * s), per axis
+    out = np.empty((size, size, 3), np.uint8)
+    for y0 in range(0, size, rows):
+        y1 = min(size, y0 + rows)
+        yy, xx = np.meshgrid(g[y0 * s:y1 * s], g, indexing="ij")
+        v = shape_value(params, np.stack([yy.ravel(), xx.ravel()], -1)).reshape(y1 - y0, s, size, s, 3).mean((1, 3))
+        out[y0:y1] = to_uint8(v)
+    return out
+
+# %% ../nbs/07_data.ipynb #6b1d1cd1
+def shape_class(img: np.ndarray, # (H, W, 3) uint8 image of any size
+                num_classes: int = len(SHAPE_CLASSES), # compare with the first K class colours
+                thresh: int = 64) -> int: # the class index
+    "The class of a `mini-shapes` image, read from its foreground colour (fixed, not learned)."
+    a = np.asarray(img)[..., :3].astype(np.float64)
+    bg = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), 0)
+    dist = np.abs(a - bg).max(-1)
+    fg = a[dist > thresh] if (dist > thresh).any() else a.reshape(-1, 3)[[np.argmax(dist)]]
+    d, cols = fg.mean(0) - bg, np.array([c for _, c in SHAPE_CLASSES[:num_classes]]) * 255 - bg
+    return int(np.argmax(cols @ d / (np.linalg.norm(cols, axis=1) * max(np.linalg.norm(d), 1e-9))))
+
+# %% ../nbs/07_data.ipynb #c12e7641
+def prepare_shapes(out_dir: str|Path = "data", # the set is written to out_dir/mini-shapes
+                   size: int = 512, # side of each image
+                   n_images: int = 16, # images (class i mod num_classes)
+                   seed: int = 0, # the parameter records
+                   num_classes: int = 2) -> Path: # the set's folder
+    "Render the function-defined `mini-shapes` set: images/, labels.json, manifest.json with every parameter record."
+    if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
+    root, items = Path(out_dir) / "mini-shapes", {}
+    for i in range(n_images):
+        items[f"shape_{i:03d}"] = p = shape_params(seed, i, num_classes)
+        _save_npy(render_shape(p, size), root / "images" / f"shape_{i:03d}.npy")
+    old = root / "manifest.json"
+    if old.exists():                                      # remove images of an earlier preparation that are not in this one
+        for stem in set(json.loads(old.read_text()).get("items", {})) - set(items): (root / "images" / f"{stem}.npy").unlink(missing_ok=True)
+    write_json({k: p["label"] for k, p in items.items()}, root / "labels.json")
+    write_json({"name": "mini-shapes", "stands_in_for": "a labelled set with ground truth: each image is an exact function on [0,1]^2",
+                "cond": "label", "classes": {k: f"{s} ({'red blue green'.split()[k]})" for k, (s, _) in enumerate(SHAPE_CLASSES[:num_classes])},
+                "size": size, "n_images": n_images, "seed": seed, "num_classes": num_classes, "created_by": "infinity_brush.data.prepare_shapes",
+                "render": render_shape.__doc__, "classifier": "infinity_brush.data.shape_class",
+                "sources": [{"key": "shapes", "package": "infinity-brush", "function": "infinity_brush.data.shape_value",
+                             "licence": "generated by this package (Apache-2.0); no third-party data", "origin": "procedural"}],
+                "items": items}, old)
     return root
 
 # %% ../nbs/07_data.ipynb #ec831ef6
