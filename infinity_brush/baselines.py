@@ -264,7 +264,7 @@ class MultiDiffusion:
             for j, (r, c) in enumerate(ws): acc[:, :, r:r + s, c:c + s] += out[j * B:(j + 1) * B]
         return (acc / self.count.to(x.device)).to(x.dtype).reshape(B, C, N).transpose(1, 2)
 
-# %% ../nbs/12_baselines.ipynb #36b457fb
+# %% ../nbs/12_baselines.ipynb #641b434a
 def _load_grid(src, i: int, stem: str) -> torch.Tensor:
     if isinstance(src, (str, Path)):
         p = Path(src) / f"{stem}.npy"
@@ -336,7 +336,7 @@ def make_loss(method: str, # one of `METHODS`
     sched = sched or make_schedule("cosine", 1000)
     return make_diffusion_loss(sched, (mol or Mollifier()) if method in FUNCTION_SPACE else None, param, weighting, cond_drop)
 
-# %% ../nbs/12_baselines.ipynb #88d849a2
+# %% ../nbs/12_baselines.ipynb #a0c1cec0
 def _as_cond(cond, model):
     "Accept a label int / (D,) vector as a batch of one."
     if cond is None: return None

@@ -320,7 +320,7 @@ def load_embedding(path: str|Path) -> np.ndarray: # (D,) float32, finite
     if not np.isfinite(e).all(): raise ValueError(f"{p.name}: embedding contains NaN or inf")
     return e
 
-# %% ../nbs/07_data.ipynb #4d0eedf0
+# %% ../nbs/07_data.ipynb #b46366e7
 class LargeImageDataset(Dataset):
     "Random pixel subsets of large images with their conditions (labels or embedding vectors)."
     def __init__(self, root: str|Path|Sequence, # data-set folder (images/ + labels / embeddings/) or a list of image files

@@ -16,7 +16,7 @@ __all__ = ['ScheduleName', 'Param', 'Weighting', 'Spacing', 'check_option', 'bet
            'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight', 'training_loss', 'ddim_timesteps',
            'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral', 'cfg_model']
 
-# %% ../nbs/03_diffusion.ipynb #5180aacf
+# %% ../nbs/03_diffusion.ipynb #7bda5acb
 ScheduleName = Literal["linear", "cosine"]
 Param = Literal["eps", "x0", "v"]          # what the network predicts (the package default: "v", see below)
 Weighting = Literal["simple", "vlb"]       # lambda_t = 1, or Theorem 1's lambda_t
@@ -140,7 +140,7 @@ def q_posterior(Au0: torch.Tensor, # (B, N, C) A u_0 (or its prediction) at the 
     mean = abp.sqrt() * b / (1 - ab) * Au0 + (1 - b).sqrt() * (1 - abp) / (1 - ab) * u_t
     return mean, extract(sched.posterior_var, t, u_t)
 
-# %% ../nbs/03_diffusion.ipynb #f184743e
+# %% ../nbs/03_diffusion.ipynb #2eeb518b
 def model_target(Au0: torch.Tensor, # (B, N, C) smoothed data at the points
                  Axi: torch.Tensor, # (B, N, C) smoothed noise at the points
                  t: torch.Tensor, # (B,) integer timesteps
@@ -189,7 +189,7 @@ def p_mean(model_out: torch.Tensor, # (B, N, C) network output
     "The model's reverse mean: the posterior mean (Eq. 22) at the predicted $\\hat u_0$."
     return q_posterior(predict_u0(model_out, u_t, t, sched, param), u_t, t, sched)[0]
 
-# %% ../nbs/03_diffusion.ipynb #ee48f7ad
+# %% ../nbs/03_diffusion.ipynb #da930ccb
 def param_weight(t: torch.Tensor, # (B,) integer timesteps
                  sched: Schedule,
                  param: Param = "v", # what the network predicts
@@ -251,7 +251,7 @@ def _noise_fn(x, generator):
     dev = generator.device if generator is not None else x.device
     return lambda i: torch.randn(x.shape, generator=generator, dtype=x.dtype, device=dev).to(x.device)
 
-# %% ../nbs/03_diffusion.ipynb #801ccd17
+# %% ../nbs/03_diffusion.ipynb #7e7df382
 def _abar(sched, t): return 1.0 if t < 0 else sched.alpha_bar[t].item()
 
 def ddim_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
@@ -298,7 +298,7 @@ def ancestral_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
     if noise is None: raise ValueError("an ancestral step needs noise")
     return mean + math.sqrt((1 - a_s) / (1 - a_t) * beta) * noise, u0
 
-# %% ../nbs/03_diffusion.ipynb #0387eb76
+# %% ../nbs/03_diffusion.ipynb #37ad8825
 def _sample(step, desc, model, x, coords, timesteps, sched, eta, param, cond, noise_fn, extra_args, callback, disable, generator):
     check_option(param, Param, "parameterisation")
     _check_points(x, "x")

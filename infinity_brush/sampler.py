@@ -69,7 +69,7 @@ def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mol
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`."
     return smooth_grid_strips(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2").float()
 
-# %% ../nbs/09_sampler.ipynb #c334bfad
+# %% ../nbs/09_sampler.ipynb #0b263f5b
 @torch.no_grad()
 def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked` accepts)
                  h: int, w: int, # output size in pixels (any, non-square too)

@@ -202,7 +202,7 @@ def init_distributed(backend: str|None = None) -> tuple: # (rank, world size, de
     if dev.type == "cuda": torch.cuda.set_device(dev)
     return rank, dist.get_world_size(), dev
 
-# %% ../nbs/08_train.ipynb #34308c70
+# %% ../nbs/08_train.ipynb #229d88de
 def collate_points(items: list) -> dict:
     "Stack dataset items that share N: coords (B, N, 2), values (B, N, C), size (B, 2), cond (B, ...) or None."
     out = {k: torch.stack([it[k] for it in items]) for k in ("coords", "values", "size")}
@@ -242,7 +242,7 @@ def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
         return training_loss(net, Au0.to(dev), Axi.to(dev), coords.to(dev), t.to(dev), sched, cond, param, weighting)
     return loss_fn
 
-# %% ../nbs/08_train.ipynb #e4a7c82a
+# %% ../nbs/08_train.ipynb #5d0fd533
 @register_bench("train_memory")
 def bench_train_memory(quick: bool = False, device="cpu"):
     import tempfile
