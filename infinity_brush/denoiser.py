@@ -16,8 +16,8 @@ from .operators import CANO, LinearSelfAttention
 from .uno import GridLevel, GridConfig
 
 # %% auto #0
-__all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'SparseBlock', 'ConditionTokens',
-           'InfinityBrushDenoiser', 'denoise_chunked', 'bench_denoiser', 'bench_denoiser_4096']
+__all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'default_grid', 'SparseBlock',
+           'ConditionTokens', 'InfinityBrushDenoiser', 'denoise_chunked', 'bench_denoiser', 'bench_denoiser_4096']
 
 # %% ../nbs/06_denoiser.ipynb #05c05dc4
 Conditioning = Literal["cano+grid", "grid", "none"]
@@ -66,6 +66,16 @@ class FourierFeatures(nn.Module):
     def forward(self, x): # (..., 2) -> (..., 4 n_freqs + 2)
         a = x[..., None] * self.f
         return torch.cat([x, a.sin().flatten(-2), a.cos().flatten(-2)], -1)
+
+# %% ../nbs/06_denoiser.ipynb #0a3f4223
+def default_grid(resolution: int, # side R of the training images, in pixels
+                 n_points: int, # points per image per training step
+                 multiple: int = 4, # the UNet's levels need a side divisible by this (2**(levels-1))
+                ) -> int: # the grid side G
+    "The grid-size rule: the largest multiple of `multiple` with G <= R/2 and G² <= the training points (at least `multiple`)."
+    if resolution < 1 or n_points < 1: raise ValueError(f"resolution and n_points must be positive, got {resolution}, {n_points}")
+    g = min(resolution // 2, math.isqrt(n_points))
+    return max(multiple, g // multiple * multiple)
 
 # %% ../nbs/06_denoiser.ipynb #8efc46e7
 class SparseBlock(nn.Module):
