@@ -264,7 +264,7 @@ class MultiDiffusion:
             for j, (r, c) in enumerate(ws): acc[:, :, r:r + s, c:c + s] += out[j * B:(j + 1) * B]
         return (acc / self.count.to(x.device)).to(x.dtype).reshape(B, C, N).transpose(1, 2)
 
-# %% ../nbs/12_baselines.ipynb #102a22af
+# %% ../nbs/12_baselines.ipynb #36b457fb
 def _load_grid(src, i: int, stem: str) -> torch.Tensor:
     if isinstance(src, (str, Path)):
         p = Path(src) / f"{stem}.npy"
@@ -329,14 +329,14 @@ def make_batch_fn(method: str, # one of `METHODS`
 def make_loss(method: str, # one of `METHODS`
               sched: Schedule|None = None, # default: cosine, 1000 steps
               mol: Mollifier|None = None, # the operator A of the function-space methods (default Mollifier()); unused by the others
-              *, param: str = "eps", weighting: str = "simple",
+              *, param: str = "v", weighting: str = "simple",
               cond_drop: float = 0.1) -> Callable: # loss_fn(model, batch, generator) -> (B,)
     "The per-example loss of Eq. 14 for `method`'s batches."
     check_method(method)
     sched = sched or make_schedule("cosine", 1000)
     return make_diffusion_loss(sched, (mol or Mollifier()) if method in FUNCTION_SPACE else None, param, weighting, cond_drop)
 
-# %% ../nbs/12_baselines.ipynb #e4b70d6c
+# %% ../nbs/12_baselines.ipynb #88d849a2
 def _as_cond(cond, model):
     "Accept a label int / (D,) vector as a batch of one."
     if cond is None: return None
@@ -351,9 +351,9 @@ def sample_method(method: str, # one of `METHODS`
                   model: nn.Module, # from `build_model` (its EMA weights, for real samples)
                   h: int, w: int, # output size in pixels
                   cond=None, # (1,) label, (1, D) embedding, None; patch also: (rows, cols, D) embedding grid
-                  *, steps: int = 50, seed: int = 0, guidance: float = 1.0, eta: float = 0.0, param: str = "eps",
+                  *, steps: int = 50, seed: int = 0, guidance: float = 1.0, eta: float = 0.0, param: str = "v",
                   sched: Schedule|None = None, # default: cosine with the model's T
-                  mol: Mollifier|None = None, # function-space models: the operator A (default Mollifier())
+                  mol: Mollifier|None = None, # function-space models: the operator A (default: `model.mol`, the one it was trained with, if set; else Mollifier())
                   stride: int|None = None, window_batch: int = 16, interp: str = "bilinear", # patch: MultiDiffusion options
                   progress: bool = False, callback: Callable|None = None,
                   clip: float|None = 1.0, # clamp each predicted u0 to [-clip, clip] (None: never)
@@ -366,7 +366,7 @@ def sample_method(method: str, # one of `METHODS`
     sched = sched or make_schedule("cosine", model.cfg.T)
     if method in FUNCTION_SPACE:
         if method == "infinity-diff": cond = None
-        img = sample_image(model, h, w, cond, mol=mol or Mollifier(), sched=sched, steps=steps, eta=eta, guidance=guidance,
+        img = sample_image(model, h, w, cond, mol=mol or getattr(model, "mol", None) or Mollifier(), sched=sched, steps=steps, eta=eta, guidance=guidance,
                            param=param, seed=seed, progress=progress, callback=callback, clip=clip, **kwargs)
         return img.clamp(-1, 1)
     dev = next(model.parameters()).device

@@ -320,7 +320,7 @@ def load_embedding(path: str|Path) -> np.ndarray: # (D,) float32, finite
     if not np.isfinite(e).all(): raise ValueError(f"{p.name}: embedding contains NaN or inf")
     return e
 
-# %% ../nbs/07_data.ipynb #077645fc
+# %% ../nbs/07_data.ipynb #4d0eedf0
 class LargeImageDataset(Dataset):
     "Random pixel subsets of large images with their conditions (labels or embedding vectors)."
     def __init__(self, root: str|Path|Sequence, # data-set folder (images/ + labels / embeddings/) or a list of image files
@@ -330,12 +330,15 @@ class LargeImageDataset(Dataset):
                  seed: int = 0, # base seed; item i of epoch e uses (seed, e, i)
                  level: int = 0, # pyramid level of TIFF / SVS images
                  labels: str|Path|dict|None = None, # labels (default: labels.json / labels.csv of the data set)
-                 embeddings_dir: str|Path|None = None): # default: <data set>/embeddings (a relative path is taken from there)
+                 embeddings_dir: str|Path|None = None, # default: <data set>/embeddings (a relative path is taken from there)
+                 jitter: bool|None = None): # points uniform inside their pixel, with A u0 there (default: when `mol` is given)
         if cond not in ("embedding", "label", None): raise ValueError(f"unknown cond {cond!r}; choose 'embedding', 'label' or None")
         if n_pixels < 1: raise ValueError(f"n_pixels must be positive, got {n_pixels}")
         self.files = list_images(root)
         self.root = Path(root) if isinstance(root, (str, Path)) else dataset_dir(self.files)
         self.n, self.cond, self.mol, self.seed, self.level, self.epoch = n_pixels, cond, mol, seed, level, 0
+        self.jitter = mol is not None if jitter is None else bool(jitter)
+        if self.jitter and mol is None: raise ValueError("jitter=True needs mol: the value inside a pixel is A u0 there")
         self.labels = load_labels(self.root if labels is None else labels) if cond == "label" else None
         ed = Path(embeddings_dir) if embeddings_dir is not None else Path("embeddings")
         self.emb_dir = ed if ed.is_absolute() else self.root / ed
@@ -359,8 +362,12 @@ class LargeImageDataset(Dataset):
         with self.open(i) as src:
             H, W, C = src.shape
             if H * W < self.n: raise ValueError(f"{f.name}: {H}x{W} = {H * W} pixels, fewer than n_pixels = {self.n} (run validate_dataset)")
-            pix = torch.from_numpy(sample_pixels(item_rng(self.seed, self.epoch, i), H, W, self.n))
+            rng = item_rng(self.seed, self.epoch, i)
+            pix = torch.from_numpy(sample_pixels(rng, H, W, self.n))
             coords = pixel_to_coords(pix, H, W)
+            if self.jitter:   # anywhere inside the pixel: training never sees one lattice only
+                coords = (pix.double() + torch.from_numpy(rng.random((self.n, 2)))) / torch.tensor([H, W], dtype=torch.float64)
+                coords = coords.float()
             if self.mol is None: values = read_pixels(src, pix[:, 0], pix[:, 1])
             else:
                 from infinity_brush.smoothing import smooth_at

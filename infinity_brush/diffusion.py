@@ -16,9 +16,9 @@ __all__ = ['ScheduleName', 'Param', 'Weighting', 'Spacing', 'check_option', 'bet
            'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight', 'training_loss', 'ddim_timesteps',
            'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral', 'cfg_model']
 
-# %% ../nbs/03_diffusion.ipynb #1752de61
+# %% ../nbs/03_diffusion.ipynb #5180aacf
 ScheduleName = Literal["linear", "cosine"]
-Param = Literal["eps", "x0", "v"]          # what the network predicts
+Param = Literal["eps", "x0", "v"]          # what the network predicts (the package default: "v", see below)
 Weighting = Literal["simple", "vlb"]       # lambda_t = 1, or Theorem 1's lambda_t
 Spacing = Literal["uniform", "quadratic"]  # how DDIM picks its timesteps
 
@@ -140,12 +140,12 @@ def q_posterior(Au0: torch.Tensor, # (B, N, C) A u_0 (or its prediction) at the 
     mean = abp.sqrt() * b / (1 - ab) * Au0 + (1 - b).sqrt() * (1 - abp) / (1 - ab) * u_t
     return mean, extract(sched.posterior_var, t, u_t)
 
-# %% ../nbs/03_diffusion.ipynb #bd8ae993
+# %% ../nbs/03_diffusion.ipynb #f184743e
 def model_target(Au0: torch.Tensor, # (B, N, C) smoothed data at the points
                  Axi: torch.Tensor, # (B, N, C) smoothed noise at the points
                  t: torch.Tensor, # (B,) integer timesteps
                  sched: Schedule,
-                 param: Param = "eps", # what the network predicts
+                 param: Param = "v", # what the network predicts
                 ) -> torch.Tensor: # (B, N, C)
     "What the network should output under `param` for $u_t$ built from `Au0`, `Axi`."
     check_option(param, Param, "parameterisation")
@@ -158,7 +158,7 @@ def predict_u0(model_out: torch.Tensor, # (B, N, C) network output
                u_t: torch.Tensor, # (B, N, C) the input it was given
                t: torch.Tensor, # (B,) integer timesteps
                sched: Schedule,
-               param: Param = "eps", # what the network predicts
+               param: Param = "v", # what the network predicts
               ) -> torch.Tensor: # (B, N, C)
     "The prediction $\\hat u_0$ of $Au_0$ implied by the network output."
     check_option(param, Param, "parameterisation")
@@ -171,7 +171,7 @@ def predict_eps(model_out: torch.Tensor, # (B, N, C) network output
                 u_t: torch.Tensor, # (B, N, C) the input it was given
                 t: torch.Tensor, # (B,) integer timesteps
                 sched: Schedule,
-                param: Param = "eps", # what the network predicts
+                param: Param = "v", # what the network predicts
                ) -> torch.Tensor: # (B, N, C)
     "The prediction $\\hat\\epsilon$ of the mollified noise $A\\xi$ implied by the network output."
     check_option(param, Param, "parameterisation")
@@ -184,15 +184,15 @@ def p_mean(model_out: torch.Tensor, # (B, N, C) network output
            u_t: torch.Tensor, # (B, N, C) the input it was given
            t: torch.Tensor, # (B,) integer timesteps
            sched: Schedule,
-           param: Param = "eps", # what the network predicts
+           param: Param = "v", # what the network predicts
           ) -> torch.Tensor: # (B, N, C) m_theta(u_t, e, t)
     "The model's reverse mean: the posterior mean (Eq. 22) at the predicted $\\hat u_0$."
     return q_posterior(predict_u0(model_out, u_t, t, sched, param), u_t, t, sched)[0]
 
-# %% ../nbs/03_diffusion.ipynb #ebad1c5a
+# %% ../nbs/03_diffusion.ipynb #ee48f7ad
 def param_weight(t: torch.Tensor, # (B,) integer timesteps
                  sched: Schedule,
-                 param: Param = "eps", # what the network predicts
+                 param: Param = "v", # what the network predicts
                 ) -> torch.Tensor: # (B,) float64
     "The factor turning the squared error of a `param` output into the squared error of the implied noise."
     check_option(param, Param, "parameterisation")
@@ -206,7 +206,7 @@ def training_loss(model: Callable, # model(x, coords, t, cond) -> (B, N, C); nev
                   t: torch.Tensor, # (B,) integer timesteps in [0, T)
                   sched: Schedule,
                   cond=None, # the condition, passed through to the model
-                  param: Param = "eps", # what the network predicts
+                  param: Param = "v", # what the network predicts
                   weighting: Weighting = "simple", # "simple" (lambda_t = 1) or "vlb" (Theorem 1's lambda_t)
                  ) -> torch.Tensor: # (B,) per-example loss (at least float32)
     "The loss of Eq. 14 at the sampled points: mean over points and channels of the weighted squared error."
@@ -251,7 +251,7 @@ def _noise_fn(x, generator):
     dev = generator.device if generator is not None else x.device
     return lambda i: torch.randn(x.shape, generator=generator, dtype=x.dtype, device=dev).to(x.device)
 
-# %% ../nbs/03_diffusion.ipynb #4d123954
+# %% ../nbs/03_diffusion.ipynb #801ccd17
 def _abar(sched, t): return 1.0 if t < 0 else sched.alpha_bar[t].item()
 
 def ddim_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
@@ -261,7 +261,7 @@ def ddim_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
               sched: Schedule, *,
               eta: float = 0.0, # 0: deterministic DDIM; 1: the ancestral variance
               noise: torch.Tensor|None = None, # (B, N, C) fresh (smoothed) noise; needed when the step has sigma > 0
-              param: Param = "eps",
+              param: Param = "v",
               clip: float|None = None, # clamp the predicted u0 to [-clip, clip] (and re-derive eps from it)
              ) -> tuple: # (u_{t_prev}, u0_pred)
     "One DDIM step from `t` to `t_prev`."
@@ -284,7 +284,7 @@ def ancestral_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
                    t_prev: int, # next timestep of the sequence (< t), or -1 for clean data
                    sched: Schedule, *,
                    noise: torch.Tensor|None = None, # (B, N, C) fresh (smoothed) noise; unused for the last step
-                   param: Param = "eps",
+                   param: Param = "v",
                    clip: float|None = None, # clamp the predicted u0 to [-clip, clip]
                   ) -> tuple: # (u_{t_prev}, u0_pred)
     "One ancestral step: a draw from the (respaced) posterior at $\\hat u_0$."
@@ -298,7 +298,7 @@ def ancestral_step(model_out: torch.Tensor, # (B, N, C) network output at (x, t)
     if noise is None: raise ValueError("an ancestral step needs noise")
     return mean + math.sqrt((1 - a_s) / (1 - a_t) * beta) * noise, u0
 
-# %% ../nbs/03_diffusion.ipynb #fd206f24
+# %% ../nbs/03_diffusion.ipynb #0387eb76
 def _sample(step, desc, model, x, coords, timesteps, sched, eta, param, cond, noise_fn, extra_args, callback, disable, generator):
     check_option(param, Param, "parameterisation")
     _check_points(x, "x")
@@ -322,7 +322,7 @@ def sample_ddim(model: Callable, # model(x, coords, t, cond, **extra_args) -> (B
                 timesteps: Sequence[int], # strictly decreasing timesteps, e.g. `ddim_timesteps(T, 50)`
                 sched: Schedule, *,
                 eta: float = 0.0, # 0: deterministic; 1 on the full schedule: the ancestral step distribution
-                param: Param = "eps", # what the network predicts
+                param: Param = "v", # what the network predicts
                 cond=None, # condition passed to the model
                 noise_fn: Callable|None = None, # i -> fresh noise like x for step i (real use: smoothed noise)
                 extra_args: dict|None = None, # extra keyword arguments for the model
@@ -343,7 +343,7 @@ def sample_ancestral(model: Callable, # model(x, coords, t, cond, **extra_args) 
                      timesteps: Sequence[int], # strictly decreasing timesteps (full schedule: DDPM)
                      sched: Schedule, *,
                      eta: float = 1.0, # ignored (the ancestral variance is fixed); kept for the shared signature
-                     param: Param = "eps", cond=None, noise_fn: Callable|None = None, extra_args: dict|None = None,
+                     param: Param = "v", cond=None, noise_fn: Callable|None = None, extra_args: dict|None = None,
                      callback: Callable|None = None, disable: bool|None = None,
                      generator: torch.Generator|None = None,
                      clip: float|None = None, # clamp each predicted u0 to [-clip, clip] (None: never)

@@ -69,16 +69,15 @@ def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mol
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`."
     return smooth_grid_strips(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2").float()
 
-# %% ../nbs/09_sampler.ipynb #d37ad954
+# %% ../nbs/09_sampler.ipynb #c334bfad
 @torch.no_grad()
 def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked` accepts)
                  h: int, w: int, # output size in pixels (any, non-square too)
                  cond=None, # (1,) label, (1, D) embedding, or None (unconditional / null condition)
                  *, mol: Mollifier = Mollifier(), sched: Schedule|None = None, steps: int = 50, eta: float = 0.0,
-                 guidance: float = 1.0, param: str = "eps", seed: int = 0, chunk: int = 65_536,
+                 guidance: float = 1.0, param: str = "v", seed: int = 0, chunk: int = 65_536,
                  consistent_noise: bool = True, deblur: bool = False, progress: bool = True,
                  callback: Callable|None = None,
-                 cache_neighbours: bool = False, # search the pixels' anchor neighbours once, not at every step (h·w·k int32 of memory)
                  clip: float|None = 1.0, # clamp each predicted A u0 to [-clip, clip] (03_diffusion); None: never
                 ) -> torch.Tensor: # (h, w, C) float32, roughly in [-1, 1]
     "Sample one image at h×w with DDIM (the paper's sampler), chunked through the whole image."
@@ -90,8 +89,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
     x = flat(noise(seed))
     coords = grid_coords(h, w)[None]
-    cache = {} if cache_neighbours else None
-    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, nbr_cache=cache)
+    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
                       noise_fn=lambda i: flat(noise(seed + 1 + i)), callback=callback, disable=not progress)

@@ -17,7 +17,7 @@ __all__ = ['Mollifier', 'hash32', 'counter_uniform', 'counter_normal', 'reflect_
            'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smoothed_noise_tile',
            'smoothed_noise_grid', 'blur_dct', 'undo_wiener', 'bench_smoothing']
 
-# %% ../nbs/02_smoothing.ipynb #13c2071d
+# %% ../nbs/02_smoothing.ipynb #69a0425b
 @dataclass(frozen=True)
 class Mollifier:
     sigma: float = 1 / 256 # kernel std as a fraction of the image side (1 px at 256^2)
@@ -86,7 +86,7 @@ def counter_normal(seed: int, # noise seed
     u2 = counter_uniform(seed, channel, rows, cols, torch.ones((), dtype=torch.int64, device=rows.device))
     return (torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
 
-# %% ../nbs/02_smoothing.ipynb #5b2eebb8
+# %% ../nbs/02_smoothing.ipynb #c44a107d
 def reflect_index(i: torch.Tensor, n: int) -> torch.Tensor:
     "Symmetric (half-sample) reflection of integer indices into [0, n): -1 -> 0, n -> n-1, periodic with period 2n."
     m = torch.remainder(i, 2 * n)

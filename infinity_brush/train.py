@@ -202,7 +202,7 @@ def init_distributed(backend: str|None = None) -> tuple: # (rank, world size, de
     if dev.type == "cuda": torch.cuda.set_device(dev)
     return rank, dist.get_world_size(), dev
 
-# %% ../nbs/08_train.ipynb #f21a8c1a
+# %% ../nbs/08_train.ipynb #34308c70
 def collate_points(items: list) -> dict:
     "Stack dataset items that share N: coords (B, N, 2), values (B, N, C), size (B, 2), cond (B, ...) or None."
     out = {k: torch.stack([it[k] for it in items]) for k in ("coords", "values", "size")}
@@ -224,19 +224,16 @@ def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
 
 def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
                         mol, # infinity_brush.smoothing.Mollifier (the operator A), or None: A = I, white noise (finite models)
-                        param: str = "eps", weighting: str = "simple",
+                        param: str = "v", weighting: str = "simple",
                         cond_drop: float = 0.1) -> Callable: # loss_fn(model, batch, generator) -> (B,)
     "The per-example loss of Eq. 14 for a batch from `dataset_batch_fn`."
     from infinity_brush.diffusion import training_loss
-    from infinity_brush.smoothing import smoothed_noise_at
+    from infinity_brush.smoothing import lattice_noise_at
     def loss_fn(model, batch, g):
         Au0, coords = batch["values"], batch["coords"]
         B, N, C = Au0.shape
         if mol is None: Axi = torch.randn(Au0.shape, generator=g)
-        else:
-            seeds = torch.randint(0, 2**31 - 1, (B,), generator=g)
-            Axi = torch.stack([smoothed_noise_at(int(s), coords[b], C, int(batch["size"][b, 0]), int(batch["size"][b, 1]), mol)
-                               for b, s in enumerate(seeds)])
+        else: Axi = torch.stack([lattice_noise_at(coords[b], C, mol, generator=g) for b in range(B)])
         t = torch.randint(0, sched.T, (B,), generator=g)
         drop = torch.rand(B, generator=g) < cond_drop
         dev = next(model.parameters()).device
@@ -245,7 +242,7 @@ def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
         return training_loss(net, Au0.to(dev), Axi.to(dev), coords.to(dev), t.to(dev), sched, cond, param, weighting)
     return loss_fn
 
-# %% ../nbs/08_train.ipynb #4cb3d1da
+# %% ../nbs/08_train.ipynb #e4a7c82a
 @register_bench("train_memory")
 def bench_train_memory(quick: bool = False, device="cpu"):
     import tempfile
@@ -261,7 +258,7 @@ def bench_train_memory(quick: bool = False, device="cpu"):
         d = tmp / str(size) / "images"; d.mkdir(parents=True)
         mm = np.lib.format.open_memmap(d / "img.npy", mode="w+", dtype=np.uint8, shape=(size, size, 3))
         mm[:] = 0; mm[::7, ::5] = 255; mm.flush(); del mm
-        mol = Mollifier(sigma=1 / size)
+        mol = Mollifier(sigma=1 / 1024)                             # one physical sigma (1 px at 1024²) at both sizes
         ds = LargeImageDataset(tmp / str(size), N, cond=None, mol=mol)
         torch.manual_seed(0)
         model = InfinityBrushDenoiser(DenoiserConfig(cond_kind=None, conditioning="none"))

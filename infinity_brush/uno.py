@@ -22,7 +22,7 @@ except Exception:  # not installed, or built for another torch / CUDA
 __all__ = ['AttnBackend', 'SplatAccumulator', 'points_to_grid', 'grid_to_points', 'GridConfig', 'ResBlock', 'attention',
            'GridAttention', 'GridUNet', 'GridLevel', 'bench_grid']
 
-# %% ../nbs/05_uno.ipynb #95fe851f
+# %% ../nbs/05_uno.ipynb #86727eaa
 class SplatAccumulator:
     "Density-normalised Gaussian splat of point features onto the cell centres of a `size`² grid, accumulated chunk by chunk."
     def __init__(self, size: int, # grid side G
@@ -96,7 +96,7 @@ def grid_to_points(grid: torch.Tensor, # (B, C, H, W) values at the cell centres
     out = F.grid_sample(grid, xy[:, :, None, :], mode="bilinear", padding_mode="border", align_corners=False)
     return out[..., 0].transpose(1, 2)
 
-# %% ../nbs/05_uno.ipynb #bcec8298
+# %% ../nbs/05_uno.ipynb #7ce3c012
 AttnBackend = Literal["sdpa", "flash"]
 
 def _check_option(name: str, value, options):
@@ -229,7 +229,7 @@ class GridUNet(nn.Module):
             h = up(h)
         return self.out(h)
 
-# %% ../nbs/05_uno.ipynb #d4260c59
+# %% ../nbs/05_uno.ipynb #04e0c9c7
 class GridLevel(nn.Module):
     "Sparse → grid (density-normalised splat) → UNet (+ cross-attention to condition tokens) → sparse (bilinear)."
     def __init__(self, cfg: GridConfig = GridConfig()):
