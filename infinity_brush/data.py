@@ -546,9 +546,10 @@ def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr", "mini-shap
                  size: int = 512, # side of each (square) image
                  n_images: int = 16, # images in the set (mini-attr: half per class)
                  seed: int = 0, # crop positions and orientations
-                 min_content: float = 0.5) -> Path: # accept a crop when its tissue / land fraction reaches this
+                 min_content: float = 0.5, # accept a crop when its tissue / land fraction reaches this
+                 num_classes: int|None = None) -> Path: # mini-shapes: its classes (default 2); the others have fixed classes
     "Build a bundled mini data set from images shipped in Python packages; returns its folder (images/, manifest.json[, labels.json])."
-    if name == "mini-shapes": return prepare_shapes(out_dir, size, n_images, seed)      # function-defined (below): no sources
+    if name == "mini-shapes": return prepare_shapes(out_dir, size, n_images, seed, num_classes or 2)   # function-defined (below): no sources
     if name not in MINI_SETS: raise ValueError(f"unknown mini data set {name!r}; choose one of {', '.join(MINI_SETS)}, mini-shapes")
     if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
     spec, root = MINI_SETS[name], Path(out_dir) / name

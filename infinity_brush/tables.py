@@ -13,9 +13,10 @@ import yaml
 from .core import atomic_path
 
 # %% auto #0
-__all__ = ['BETTER', 'RECORD_META', 'COMPARE_FIELDS', 'MINI_NOTE', 'Column', 'Row', 'Reported', 'Claim', 'Table', 'load_reported',
-           'as_record', 'validate_measured', 'load_measured', 'compare', 'check_claims', 'render_markdown',
-           'write_table', 'write_tables', 'read_comparison_csv']
+__all__ = ['BETTER', 'RECORD_META', 'COMPARE_FIELDS', 'MINI_NOTE', 'QUALITY_FIELDS', 'CROSS_SCALES', 'DEFAULT_BASELINE',
+           'QUALITY_MEASURES', 'Column', 'Row', 'Reported', 'Claim', 'Table', 'load_reported', 'as_record',
+           'validate_measured', 'load_measured', 'compare', 'check_claims', 'render_markdown', 'write_table',
+           'write_tables', 'read_comparison_csv', 'seed_list', 'quality_row', 'render_quality', 'write_quality']
 
 # %% ../nbs/13_tables.ipynb #261dd251
 @dataclass(frozen=True)
@@ -390,3 +391,119 @@ def read_comparison_csv(path: str|Path) -> list: # the `compare` lines
         return v
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: conv(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+# %% ../nbs/13_tables.ipynb #bec2d97d
+QUALITY_FIELDS = ("model", "method", "role", "status", "reason", "data_scale", "n_gen", "n_real",
+                  "speckle_pct", "speckle_pct_floor", "octave_max_abs_log2", "octave_max_abs_log2_floor", "octave_bands",
+                  "colour_w1", "colour_w1_floor", "extractor",
+                  "control_learned", "control_learned_floor", "control_learned_classifier",
+                  "control_fixed", "control_fixed_floor", "control_fixed_classifier", "control_note",
+                  "cross_half", "cross_half_baseline", "cross_double", "cross_double_baseline",
+                  "cross_quadruple", "cross_quadruple_baseline", "cross_baseline", "cross_note",
+                  "sample_seeds", "seed", "commit")
+CROSS_SCALES = (("half", "R/2"), ("double", "2R"), ("quadruple", "4R"))
+DEFAULT_BASELINE = "same condition, the next seed"
+QUALITY_MEASURES = (
+    "Speckle: % of interior pixels farther than 64 levels (of 255, some channel) from the median of their 8 neighbours "
+    "and from every neighbour; floor: the real images",
+    "Octave: the largest |log2| over octave bands [2^j, 2^(j+1)) cycles per image, up to the training Nyquist R/2, of "
+    "the power ratio samples / real; floor: real half / real half",
+    "Colour: per-channel Wasserstein-1 distance of the pooled 64-bin colour histograms, as a fraction of the range, "
+    "averaged over R, G, B; floor: real half vs real half",
+    "Control: % of samples a classifier reads as the label they were drawn from; floor: its accuracy on real images it "
+    "was not trained on",
+    "Cross-res: Pearson correlation of a sample at R/2, 2R or 4R, area-averaged, with the same seed's sample at R; in "
+    "parentheses the same with a different seed (what unrelated samples score)")
+
+def seed_list(seeds) -> str|None:
+    "Seeds as '0–7' when consecutive, else '0, 3, 5' (None when there are none)."
+    s = sorted(set(int(x) for x in seeds or []))
+    if not s: return None
+    return f"{s[0]}–{s[-1]}" if len(s) > 1 and s == list(range(s[0], s[-1] + 1)) else ", ".join(map(str, s))
+
+def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
+    "Flatten one quality record (the `quality` stage's JSON) to numbers and names; `status` is 'measured' or 'not run'."
+    row = dict.fromkeys(QUALITY_FIELDS)
+    row.update(model=rec["model"], method=rec.get("method"), role=rec.get("role"), seed=rec.get("seed"), commit=rec.get("commit"))
+    if rec.get("skipped"): return {**row, "status": "not run", "reason": rec["skipped"]}
+    sp, oc, co = rec["speckle_fraction"], rec["spectrum"], rec["colour_histogram_w1"]
+    row.update(status="measured", data_scale=rec.get("data_scale"), n_gen=rec.get("n_gen"), n_real=rec.get("n_real"),
+               speckle_pct=100 * sp["gen"], speckle_pct_floor=100 * sp["real_floor"],
+               octave_max_abs_log2=oc["max_abs_log2_gen"], octave_max_abs_log2_floor=oc["max_abs_log2_floor"],
+               octave_bands=len(oc["bands_cycles_per_image"]), colour_w1=co["gen"], colour_w1_floor=co["real_floor"],
+               extractor=sp.get("extractor"), sample_seeds=seed_list(rec.get("sample_seeds")))
+    ctrl = rec.get("control_accuracy") or {"skipped": "not recorded"}
+    for k in ("learned", "fixed"):
+        if k in ctrl:
+            row.update({f"control_{k}": 100 * ctrl[k]["gen"], f"control_{k}_classifier": ctrl[k]["classifier"],
+                        f"control_{k}_floor": None if ctrl[k]["real_floor"] is None else 100 * ctrl[k]["real_floor"]})
+    row["control_note"] = ctrl.get("skipped")
+    cross = rec.get("cross_resolution") or {"skipped": "not recorded"}
+    kinds = []
+    for k, _ in CROSS_SCALES:
+        if k in cross:
+            row[f"cross_{k}"], row[f"cross_{k}_baseline"] = cross[k]["agreement"], cross[k]["different_seed_baseline"]
+            kinds.append(cross[k].get("baseline"))
+    row["cross_baseline"] = "; ".join(dict.fromkeys(x for x in kinds if x)) or None
+    row["cross_note"] = cross.get("skipped")
+    return row
+
+# %% ../nbs/13_tables.ipynb #3c786f25
+def _vs(v, floor, fmt: str, unit: str = "") -> str:
+    f = lambda x: "—" if x is None else f"{x:{fmt}}{unit}"
+    return f"{f(v)} ({f(floor)})"
+
+def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON records, one per model
+                   title: str = "Sample quality") -> str:
+    "The Markdown of the sample-quality table: caption, one row per model (value (floor)), footnotes."
+    rows = [quality_row(r) for r in records]
+    done = [r for r in rows if r["status"] == "measured"]
+    notes, letters = [], {}
+    def note(text: str) -> str:
+        if text not in notes: notes.append(text)
+        return f"[{notes.index(text) + 1}]"
+    def letter(name: str) -> str: return letters.setdefault(name, "abcdefghijklmnopqrstuvwxyz"[len(letters)])
+    body = []
+    for r in rows:
+        if r["status"] == "not run":
+            body.append([r["model"], r["method"], r["role"], f"not run {note(r['reason'])}", "—", "—", "—", "—"]); continue
+        ctrl = [f"{_vs(r[f'control_{k}'], r[f'control_{k}_floor'], '.0f', ' %')} [{letter(r[f'control_{k}_classifier'])}]"
+                for k in ("learned", "fixed") if r[f"control_{k}"] is not None]
+        if r["control_note"]: ctrl.append(f"— {note(r['control_note'])}")
+        if r["cross_note"]: cross = f"— {note(r['cross_note'])}"
+        else:
+            cross = " · ".join(f"{lab} " + ("—" if r[f"cross_{k}"] is None else _vs(r[f"cross_{k}"], r[f"cross_{k}_baseline"], ".2f"))
+                               for k, lab in CROSS_SCALES)
+            if r["cross_baseline"] and r["cross_baseline"] != DEFAULT_BASELINE: cross += f" {note('baseline: ' + r['cross_baseline'])}"
+        body.append([r["model"], r["method"], r["role"], _vs(r["speckle_pct"], r["speckle_pct_floor"], ".3f"),
+                     _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f"),
+                     _vs(r["colour_w1"], r["colour_w1_floor"], ".3f"), "; ".join(ctrl), cross])
+    cap = [f"**{title}.** Pixel measures of each model's samples against its data role's real images at the same "
+           "resolution R, each beside the same measure on real data alone (in parentheses: the real-vs-real floor; for "
+           "cross-resolution agreement, the different-seed baseline). Not in the paper: read each number against its floor."]
+    if done:
+        cap.append("Data scale: " + "; ".join(_distinct(done, "data_scale")) + ".")
+        cap.append("Samples: " + "; ".join(dict.fromkeys(f"{r['role']}: {r['n_gen']} generated / {r['n_real']} real" for r in done)) + ".")
+        cap.append("Feature extractor: " + (", ".join(_distinct(done, "extractor")) or "none") + " for every measure but control accuracy.")
+        if letters: cap.append("Classifiers: " + "; ".join(f"[{l}] {n}" for n, l in letters.items()) + ".")
+        seeds = [f"{what} {', '.join(d)}" for what, k in (("sampling", "sample_seeds"), ("measurement", "seed")) if (d := _distinct(done, k))]
+        cap.append(f"Seeds: {'; '.join(seeds) or 'not recorded'}; commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
+    else: cap.append("Nothing has been measured yet.")
+    out = [" ".join(cap), "", *[f"- {m}." for m in QUALITY_MEASURES], "",
+           "| Model | Method | Role | Speckle % ↓ | Worst octave \\|log2 ratio\\| ↓ | Colour W1 ↓ | Control accuracy ↑ | Cross-res agreement ↑ |",
+           "|---|---|---|---|---|---|---|---|"]
+    out += ["| " + " | ".join(_md(x) for x in b) + " |" for b in body]
+    if notes: out += ["", " ".join(f"[{i + 1}] {n}." for i, n in enumerate(notes))]
+    return "\n".join(out) + "\n"
+
+def write_quality(records: Iterable[Mapping], # the `quality` stage's JSON records
+                  out_dir: str|Path = "reports", **kw) -> tuple: # (quality.md, quality.csv)
+    "Write `quality.md` (`render_quality`) and `quality.csv` (`quality_row` per model), each atomically."
+    records, out_dir = list(records), Path(out_dir)
+    md, csv_path = out_dir / "quality.md", out_dir / "quality.csv"
+    with atomic_path(md) as tmp: tmp.write_text(render_quality(records, **kw), encoding="utf-8")
+    with atomic_path(csv_path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.DictWriter(f, fieldnames=QUALITY_FIELDS, lineterminator="\n"); w.writeheader()
+            w.writerows({k: "" if v is None else repr(v) if isinstance(v, float) else v for k, v in quality_row(r).items()} for r in records)
+    return md, csv_path

@@ -53,6 +53,19 @@ def test_every_stage_output_exists(smoke_run):
     for name in P["models"]:
         assert (smoke_run / "reports/metrics/train" / f"{name}.json").exists(), name
         assert (smoke_run / "reports/figures" / f"samples-{name}.png").exists(), name
+    for name in P["models"]:   # every model's samples measured against the real-vs-real floor (or skipped, with the reason)
+        q = json.loads((smoke_run / "reports/metrics/quality" / f"{name}.json").read_text())
+        assert q["model"] == name and q["profile"] == "smoke", q
+        if not q.get("skipped"):
+            for k in ("speckle_fraction", "spectrum", "colour_histogram_w1"): assert q[k]["extractor"], (name, k)
+            assert q["control_accuracy"] and q["cross_resolution"], name
+    sh = json.loads((smoke_run / "reports/metrics/quality/shapes-infinity-brush.json").read_text())
+    assert set(sh["control_accuracy"]) == {"learned", "fixed"}, sh["control_accuracy"]   # real-trained and data.shape_class
+    assert {"half", "double", "quadruple"} <= set(sh["cross_resolution"]), sh["cross_resolution"]   # R = 32: up to 4R
+    assert len(list((smoke_run / "samples/shapes-infinity-brush/cross").glob("*.png"))) == 4
+    quality = (smoke_run / "reports/quality.md").read_text()
+    assert all(name in quality for name in P["models"]) and "smoke" in quality, quality[:500]
+    assert (smoke_run / "reports/quality.csv").stat().st_size > 0
     for name in P["evals"]:
         rec = json.loads((smoke_run / "reports/metrics/eval" / f"{name}.json").read_text())
         assert rec["profile"] == "smoke"
