@@ -9,10 +9,10 @@ from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+from .load import load_model, load_sampler, condition_kind, describe_condition, check_condition   # the library's loading API (re-exported here for old scripts)
 
 # %% auto #0
-__all__ = ['cmd_prepare', 'cmd_embed', 'cmd_train', 'load_model', 'load_sampler', 'cmd_sample', 'cmd_evaluate', 'build_parser',
-           'main']
+__all__ = ['OUT_SUFFIXES', 'cmd_prepare', 'cmd_embed', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
 
 # %% ../nbs/11_cli.ipynb #d33b2000
 def cmd_prepare(a):
@@ -46,7 +46,7 @@ def cmd_train(a):
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss, dataset_batch_fn, init_distributed
     cond = None if a.cond == "none" else a.cond
-    info = validate_dataset(a.data, a.pixels, cond=cond)
+    info = validate_dataset(a.data, a.pixels, cond=cond, num_classes=a.num_classes if cond == "label" else None)
     rank, world, dev = init_distributed()
     mol = Mollifier(sigma=a.sigma)
     ds = LargeImageDataset(a.data, a.pixels, cond=cond, mol=mol, seed=a.seed)
@@ -62,34 +62,21 @@ def cmd_train(a):
     losses = tr.fit()
     if rank == 0: print(json.dumps({"checkpoint": str(tr.ckpt_path), "steps": tr.step, "resumed": resumed, "final_loss": float(np.mean(losses[-10:]))}))
 
-def load_model(ckpt: str|Path, use_ema: bool = True, device="cpu"):
-    "Rebuild a denoiser from a checkpoint's stored config and load its (EMA) weights; returns (model, info)."
-    from safetensors import safe_open
-    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
-    from infinity_brush.train import load_checkpoint
-    if not Path(ckpt).is_file(): raise FileNotFoundError(f"checkpoint not found: {ckpt}")
-    with safe_open(str(ckpt), framework="pt") as f: mc = json.loads((f.metadata() or {}).get("model_config", "{}"))
-    if "denoiser" not in mc: raise ValueError(f"{ckpt} does not hold an infinity-brush denoiser config")
-    model = InfinityBrushDenoiser(DenoiserConfig(**mc["denoiser"]))
-    info = load_checkpoint(ckpt, model, use_ema=use_ema, device=device)
-    return model.to(device).eval(), info["model_config"]
-
-def load_sampler(ckpt: str|Path, use_ema: bool = True, device="cpu"):
-    """`load_model`, plus `sample(height, width, cond, **options)`: `sampler.sample_image` with this model and the
-    smoothing A and noise schedule it was trained with (from the checkpoint's config); returns (model, sample)."""
-    from functools import partial
-    from infinity_brush.sampler import sample_image
-    from infinity_brush.smoothing import Mollifier
-    from infinity_brush.diffusion import make_schedule
-    model, mc = load_model(ckpt, use_ema, device)
-    return model, partial(sample_image, model, mol=Mollifier(sigma=mc["sigma"]), sched=make_schedule(mc["schedule"], mc["T"]))
-
 def _condition(a, model) -> torch.Tensor|None:
     "The condition of `sample`: a label, an embedding from a .npy file, the embedding of a reference image, or None."
-    if a.label is not None: return torch.tensor([a.label])
-    if a.embedding is None and a.reference is None: return None
+    flag = next((f for f, v in (("--label", a.label), ("--embedding", a.embedding), ("--reference", a.reference)) if v is not None), None)
+    kind, what = condition_kind(model), f"this checkpoint is {describe_condition(model)}"
+    if flag is None: return None
+    if kind is None: raise ValueError(f"{what}; pass no {flag}")
+    if kind == "label" and flag != "--label": raise ValueError(f"{what}; pass --label (from 0 to {model.cfg.num_classes - 1}), not {flag}")
+    if kind == "embedding" and flag == "--label": raise ValueError(f"{what}; pass --embedding FILE.npy or --reference IMAGE, not --label")
+    if flag == "--label":
+        if not 0 <= a.label < model.cfg.num_classes: raise ValueError(f"--label {a.label} is outside [0, {model.cfg.num_classes}): {what}")
+        return check_condition(model, a.label)
     if a.embedding is not None:
-        src, e = a.embedding, np.load(a.embedding).astype(np.float32)
+        from infinity_brush.data import load_embedding
+        if not Path(a.embedding).is_file(): raise FileNotFoundError(f"--embedding: file not found: {a.embedding}")
+        src, e = a.embedding, load_embedding(a.embedding)
     else:
         from infinity_brush.embed import load_encoder, encode_images
         from infinity_brush.data import read_image
@@ -100,18 +87,23 @@ def _condition(a, model) -> torch.Tensor|None:
         src, e = f"the {enc.name} embedding of {a.reference}", encode_images(enc, [read_image(a.reference)], progress=False, names=[a.reference])[0]
     if e.ndim != 1 or e.shape[0] != model.cfg.cond_dim:
         raise ValueError(f"{src} has shape {e.shape}, the model expects ({model.cfg.cond_dim},)")
-    return torch.from_numpy(e)[None]
+    return check_condition(model, torch.from_numpy(e))
+
+OUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
 def cmd_sample(a):
     from infinity_brush.sampler import save_image
+    if Path(a.out).suffix.lower() not in OUT_SUFFIXES:      # before any work, and before any folder is made
+        raise ValueError(f"--out {a.out}: unsupported image format {Path(a.out).suffix or '(no suffix)'!r}; use .png, .jpg or .tif (tiled BigTIFF)")
     model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema)
     h, w = a.size, a.width or a.size
     img = sample(h, w, _condition(a, model), steps=a.steps, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
 def cmd_evaluate(a):
-    from infinity_brush.metrics import clip_fid, crop_fid, EncoderExtractor, InceptionExtractor
+    from infinity_brush.metrics import clip_fid, crop_fid, EncoderExtractor, InceptionExtractor, list_images
     from infinity_brush.embed import load_encoder
+    list_images(a.generated); list_images(a.real)               # a missing or empty folder before the extractor loads
     ext = InceptionExtractor(a.weights) if a.extractor == "inception" else EncoderExtractor(load_encoder(a.extractor, a.weights))
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
@@ -206,10 +198,24 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(fn=cmd_evaluate)
     return p
 
+def _one_line(e: BaseException) -> str:
+    "An error as one line: a KeyError without its quotes, an OSError as `file: reason`, a list of problems joined by `;`."
+    if isinstance(e, KeyError) and e.args: msg = str(e.args[0])
+    elif isinstance(e, OSError) and e.filename and e.strerror: msg = f"{e.filename}: {e.strerror}"
+    else: msg = str(e)
+    head, *rest = [l.strip() for l in msg.splitlines() if l.strip()] or [type(e).__name__]
+    return head + (" " + "; ".join(rest) if rest else "")
+
+def _close_progress_bars():
+    "End any progress bar a failed step left open, so that the error starts its own line."
+    from tqdm import tqdm
+    for bar in list(getattr(tqdm, "_instances", [])): bar.close()
+
 def main(argv=None) -> int:
     "Entry point of the `infinity-brush` console script."
     a = build_parser().parse_args(argv)
     try: a.fn(a)
-    except (FileNotFoundError, ValueError, KeyError) as e:
-        print(f"infinity-brush {a.cmd}: error: {e}", file=sys.stderr); return 2
+    except (OSError, ValueError, KeyError, FloatingPointError) as e:   # bad input: one line, exit code 2 (a bug still shows its traceback)
+        _close_progress_bars()
+        print(f"infinity-brush {a.cmd}: error: {_one_line(e)}", file=sys.stderr); return 2
     return 0

@@ -88,10 +88,10 @@ def atomic_path(path: str|Path, # final destination
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
     os.close(fd); tmp = Path(tmp)
     umask = os.umask(0); os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600 files; outputs get the usual permissions
     try:
         yield tmp
-        os.replace(tmp, path)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp (and writers that replace the file, like safetensors) make 0600 files
+        os.replace(tmp, path)          # outputs get the usual permissions
     finally:
         if tmp.exists(): tmp.unlink()
 

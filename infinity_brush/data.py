@@ -15,13 +15,13 @@ from torch.utils.data import Dataset
 from .core import pixel_to_coords, atomic_path, write_json, register_bench, timeit
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'ImageSource', 'ArraySource', 'TiffSource',
-           'PILSource', 'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels',
-           'pixel_field_fn', 'find_package_file', 'item_rng', 'sample_pixels', 'list_images', 'dataset_dir',
-           'load_labels', 'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate', 'DataError',
-           'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params', 'shape_mask',
-           'shape_value', 'render_shape', 'shape_class', 'prepare_shapes', 'read_celeba_attributes', 'prepare_celebahq',
-           'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
+__all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'ImageSource', 'ArraySource',
+           'TiffSource', 'PILSource', 'load_npy', 'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8',
+           'read_pixels', 'pixel_field_fn', 'find_package_file', 'item_rng', 'sample_pixels', 'list_images',
+           'dataset_dir', 'load_labels', 'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate',
+           'DataError', 'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params',
+           'shape_mask', 'shape_value', 'render_shape', 'shape_class', 'prepare_shapes', 'read_celeba_attributes',
+           'prepare_celebahq', 'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
 
 # %% ../nbs/07_data.ipynb #044d52ba
 IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg")
@@ -164,6 +164,20 @@ class PILSource(ImageSource):
     def close(self): self.im.close()
 
 # %% ../nbs/07_data.ipynb #20b4f574
+NPY_MAGIC = b"\x93NUMPY"
+
+def load_npy(path: str|Path, # a .npy file
+             mmap_mode: str|None = None) -> np.ndarray: # "r": memory-mapped
+    "A `.npy` array, never unpickled; a file that is not one (a renamed text file, a pickle) is an error naming it."
+    path = Path(path)
+    with open(path, "rb") as fh: head = fh.read(len(NPY_MAGIC))
+    if head != NPY_MAGIC: raise ValueError(f"{path.name}: not a NumPy array file (it does not start with the .npy header) [{path}]")
+    try: return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
+    except ValueError as e:
+        if "object" in str(e).lower() or "pickle" in str(e).lower():
+            raise ValueError(f"{path.name}: holds Python objects, not a numeric NumPy array (never unpickled) [{path}]") from e
+        raise
+
 def open_image(path: str|Path|np.ndarray|ImageSource, # a file, an (H, W[, C]) uint8 array, or an open source
                level: int = 0) -> ImageSource: # use as a context manager: `with open_image(p) as src: ...`
     "Open an image for random pixel access, choosing the reader by suffix; errors name the file."
@@ -173,7 +187,7 @@ def open_image(path: str|Path|np.ndarray|ImageSource, # a file, an (H, W[, C]) u
     if s not in IMAGE_EXTS: raise ValueError(f"{path.name}: unsupported image format {s!r} (use one of {', '.join(IMAGE_EXTS)})")
     if not path.is_file(): raise FileNotFoundError(f"image not found: {path}")
     try:
-        if s == ".npy": return ArraySource(np.load(path, mmap_mode="r"), path, "npy-memmap")
+        if s == ".npy": return ArraySource(load_npy(path, mmap_mode="r"), path, "npy-memmap")
         if s in (".tif", ".tiff", ".svs"): return TiffSource(path, level)
         if level: raise ValueError(f"{path.name}: level {level} requested but {s} files have one level")
         return PILSource(path)
@@ -313,8 +327,10 @@ def load_embedding(path: str|Path) -> np.ndarray: # (D,) float32, finite
             t = load_file(str(p))
             e = t["embedding"] if "embedding" in t else (next(iter(t.values())) if len(t) == 1 else None)
             if e is None: raise ValueError(f"holds tensors {sorted(t)}; expected one, or one named 'embedding'")
-        else: e = np.load(p, allow_pickle=False)
-    except Exception as ex: raise ValueError(f"{p.name}: cannot read embedding ({type(ex).__name__}: {ex})") from ex
+        else: e = load_npy(p)
+    except Exception as ex:
+        if str(ex).startswith(f"{p.name}: "): raise ValueError(str(ex)) from ex
+        raise ValueError(f"{p.name}: cannot read embedding ({type(ex).__name__}: {ex})") from ex
     if e.ndim != 1: raise ValueError(f"{p.name}: embedding of shape {e.shape}, expected a vector (D,)")
     e = e.astype(np.float32)
     if not np.isfinite(e).all(): raise ValueError(f"{p.name}: embedding contains NaN or inf")

@@ -126,7 +126,7 @@ class ConditionTokens:
         if cfg.cond_kind == "label":
             lab = torch.full((B,), cfg.num_classes, device=device, dtype=torch.long) if cond is None else cond.long().to(device)
             if lab.shape != (B,): raise ValueError(f"labels must have shape ({B},), got {tuple(lab.shape)}")
-            if ((lab < 0) | (lab > cfg.num_classes)).any(): raise ValueError(f"labels must be in [0, {cfg.num_classes})")
+            if cond is not None and ((lab < 0) | (lab >= cfg.num_classes)).any(): raise ValueError(f"labels must be in [0, {cfg.num_classes}), got {lab.tolist()}")
             if cond_drop_mask is not None: lab = torch.where(cond_drop_mask.to(device), cfg.num_classes, lab)
             tok = self.cond_embed(lab)
         elif cond is None: tok = self.null.expand(B, -1)

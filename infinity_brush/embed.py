@@ -249,8 +249,11 @@ def load_ssl_encoder(path: str|Path, device="cpu") -> TinySSLEncoder:
     path = Path(path); meta = path.with_suffix(path.suffix + ".json")
     if not path.is_file() or not meta.is_file():
         raise FileNotFoundError(f"tiny-ssl encoder not found: need {path} and {meta} (train it with `train_ssl_encoder`)")
-    info = json.loads(meta.read_text())
-    enc = TinySSLEncoder(TinySSLConfig(**info["config"])); enc.load_state_dict(load_file(str(path), device=str(device)))
+    try:
+        info = json.loads(meta.read_text())
+        enc = TinySSLEncoder(TinySSLConfig(**info["config"])); enc.load_state_dict(load_file(str(path), device=str(device)))
+    except Exception as e:   # a damaged or foreign file (a pickle, a torch.save file): never unpickled
+        raise ValueError(f"{path}: not a tiny-ssl encoder saved by `save_ssl_encoder` ({type(e).__name__}: {' '.join(str(e).split())})") from e
     enc.name, enc.ssl_report = f"tiny-ssl:{path.name}", info.get("ssl_report")
     return enc.to(device).eval()
 

@@ -247,6 +247,8 @@ def _eigenvalues_like(cov: CosineCovariance|Tensor, shape) -> Tensor:
     if isinstance(cov, CosineCovariance): return cov.eigenvalues(*shape)
     lam = torch.as_tensor(cov, dtype=torch.float64)
     if tuple(lam.shape) != tuple(shape): raise ValueError(f"eigenvalues {tuple(lam.shape)} do not match coefficients {tuple(shape)}")
+    if not (torch.isfinite(lam) & (lam > 0)).all():
+        raise ValueError(f"a covariance's eigenvalues must be finite and positive, got min {lam.min().item():.3g}, max {lam.max().item():.3g}")
     return lam
 
 def cameron_martin_norm2(dm: Tensor, # (..., K1, K2) cosine coefficients of a mean shift m1 - m2
@@ -261,6 +263,9 @@ def kl_same_covariance(m1: Tensor, # (..., K1, K2) cosine coefficients of the me
                        cov: CosineCovariance|Tensor, # the common covariance C, or its (K1, K2) eigenvalues
                       ) -> Tensor: # (...,) KL(N(m1, C) || N(m2, C))
     "$\\mathrm{KL}(\\mathcal N(m_1,C)\\,\\|\\,\\mathcal N(m_2,C)) = \\frac12\\|C^{-1/2}(m_1-m_2)\\|^2$."
+    m1, m2 = torch.as_tensor(m1), torch.as_tensor(m2)
+    if m1.shape != m2.shape or m1.ndim < 2:
+        raise ValueError(f"the means must be (..., K1, K2) coefficients of the same shape, got {tuple(m1.shape)} and {tuple(m2.shape)}")
     return 0.5 * cameron_martin_norm2(m1.double() - m2.double(), cov)
 
 # %% ../nbs/01_measures.ipynb #48b04ca9

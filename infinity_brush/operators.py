@@ -206,6 +206,7 @@ class LinearSelfAttention(nn.Module):
     def forward(self, h): return self.apply(h, self.reduce(h))
 
 # %% ../nbs/04_operators.ipynb #0e43a5b6
+@register_bench("cano")
 def bench_cano(quick: bool = False, device="cpu"):
     device = torch.device(device)
     d, H = 64, 4

@@ -134,7 +134,7 @@ def _peak_rss() -> int|None: return _proc_status("VmHWM") # the resident high-wa
 @register_bench("sample")
 def bench_sample(quick: bool = False, device="cpu",
                  steps: int|None = None, # DDIM steps actually run (default: 2 with quick, else 1)
-                 sizes: tuple|None = None, # image sides (default: (256, 512) with quick, else (1024, 4096))
+                 sizes: tuple|None = None, # image sides (default: (64, 128) with quick, else (1024, 4096))
                  chunk: int = 65_536,
                  profile_points: int = 1024 * 1024): # on CPU, torch's allocations are profiled (a second run) up to this many pixels
     import time
@@ -147,7 +147,7 @@ def bench_sample(quick: bool = False, device="cpu",
     e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
     mol = Mollifier()
     run = lambda size: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, progress=False)
-    for size in sizes or ((256, 512) if quick else (1024, 4096)):
+    for size in sizes or ((64, 128) if quick else (1024, 4096)):
         t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
         cpu = device.type == "cpu"
         rss_before = _proc_status("VmRSS") if cpu else None

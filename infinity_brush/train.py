@@ -5,6 +5,7 @@
 # %% ../nbs/08_train.ipynb #9d8e4a6d
 from __future__ import annotations
 import os, json, math, time, copy
+from contextlib import contextmanager
 from dataclasses import dataclass, asdict, field, fields
 from pathlib import Path
 from typing import Callable, Iterable
@@ -16,8 +17,9 @@ from tqdm.auto import tqdm
 from .core import atomic_path, write_json, register_bench
 
 # %% auto #0
-__all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'load_checkpoint', 'NonFiniteLoss', 'step_generator', 'Trainer',
-           'init_distributed', 'collate_points', 'dataset_batch_fn', 'make_diffusion_loss', 'bench_train_memory']
+__all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
+           'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn', 'make_diffusion_loss',
+           'bench_train_memory']
 
 # %% ../nbs/08_train.ipynb #c8a07e97
 @dataclass
@@ -75,18 +77,47 @@ def save_checkpoint(path: str|Path, model: nn.Module, ema: EMA|None, opt: torch.
             "extra": json.dumps(extra or {}), "format": "infinity-brush-ckpt-1"}
     with atomic_path(path, suffix=".safetensors") as tmp: save_file(t, str(tmp), metadata=meta)
 
+def _not_safetensors(path: Path) -> str:
+    "What a file that safetensors cannot open looks like, for the error message."
+    with open(path, "rb") as fh: head = fh.read(4)
+    if head.startswith(b"PK"): return "not a safetensors file: it looks like a torch.save (zip) file, which is never unpickled here"
+    if head[:1] == b"\x80": return "not a safetensors file: it looks like a Python pickle, which is never unpickled here"
+    return "not a complete safetensors file (truncated, or another format)"
+
+@contextmanager
+def _open_checkpoint(path: Path, device="cpu"):
+    "`safe_open` a checkpoint; every way it can fail is one `ValueError` naming the file."
+    from safetensors import safe_open
+    if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as f:
+            if (f.metadata() or {}).get("format") != "infinity-brush-ckpt-1": raise ValueError("not an infinity-brush checkpoint")
+            yield f
+    except (ValueError, KeyError) as e:
+        raise ValueError(f"cannot load checkpoint {path}: {e.args[0] if isinstance(e, KeyError) else e}") from e
+    except RuntimeError as e:   # load_state_dict: weights that do not fit the model
+        raise ValueError(f"cannot load checkpoint {path}: its weights do not fit the model ({' '.join(str(e).split())})") from e
+    except Exception as e:
+        if "safetensors" in type(e).__module__ or "HeaderTooLarge" in str(e) or "Error while deserializing" in str(e):
+            raise ValueError(f"corrupt checkpoint {path}: {_not_safetensors(path)} ({e})") from e
+        raise
+
+def checkpoint_info(path: str|Path) -> dict: # {"step", "model_config", "extra"}
+    "The step, model config and extra metadata of a checkpoint, without reading its tensors; the errors of `load_checkpoint`."
+    path = Path(path)
+    with _open_checkpoint(path) as f: meta = f.metadata()
+    try: return {"step": int(meta["step"]), "model_config": json.loads(meta["model_config"]), "extra": json.loads(meta["extra"])}
+    except (KeyError, ValueError) as e: raise ValueError(f"cannot load checkpoint {path}: its metadata is damaged ({e})") from e
+
 def load_checkpoint(path: str|Path, model: nn.Module|None = None, ema: EMA|None = None,
                     opt: torch.optim.Optimizer|None = None, restore_rng: bool = False,
                     use_ema: bool = False, device="cpu") -> dict: # {"step", "model_config", "extra"}
     "Load what `save_checkpoint` wrote into the given objects (weights only: no code is unpickled)."
-    from safetensors import safe_open
     path = Path(path)
-    if not path.is_file(): raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as f:
+    info = checkpoint_info(path)
+    with _open_checkpoint(path, device) as f:
             meta, keys = f.metadata() or {}, list(f.keys())
             get = f.get_tensor
-            if meta.get("format") != "infinity-brush-ckpt-1": raise ValueError("not an infinity-brush checkpoint")
             prefix = "ema." if use_ema else "model."
             if model is not None:
                 if use_ema and not any(k.startswith("ema.") for k in keys): raise ValueError("checkpoint has no EMA weights")
@@ -103,13 +134,7 @@ def load_checkpoint(path: str|Path, model: nn.Module|None = None, ema: EMA|None 
                 for g, gs in zip(sd["param_groups"], groups): gs["params"] = g["params"]
                 opt.load_state_dict({"state": state, "param_groups": groups})
             if restore_rng and "rng.torch" in keys: torch.set_rng_state(get("rng.torch").cpu())
-    except (ValueError, KeyError) as e:
-        raise ValueError(f"cannot load checkpoint {path}: {e}") from e
-    except Exception as e:
-        if "safetensors" in type(e).__module__ or "HeaderTooLarge" in str(e) or "Error while deserializing" in str(e):
-            raise ValueError(f"corrupt checkpoint {path}: {e}") from e
-        raise
-    return {"step": int(meta["step"]), "model_config": json.loads(meta["model_config"]), "extra": json.loads(meta["extra"])}
+    return info
 
 def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, "module") and isinstance(m, nn.parallel.DistributedDataParallel) else m
 
