@@ -512,7 +512,7 @@ def _time_steps(fn: Callable, repeat: int, device) -> tuple: # (median wall seco
 # %% ../nbs/12_baselines.ipynb #8fd08f1c
 @register_bench("table4")
 def bench_table4(quick: bool = False, device="cpu"):
-    fs = dict(dim=16, depth=1, heads=2, k=8, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16, n_freqs=4)
+    fs = dict(dim=16, depth=1, heads=2, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16)
     finite = dict(base=8, mults=(1, 2), tdim=16, heads=2)
     small = {m: fs if m in FUNCTION_SPACE else finite for m in METHODS}
     kw = dict(sizes=(64, 256), budget_bytes=64 * 2**20, max_batch=2, n_pixels=256, time_repeat=1, overrides=small) if quick else \

@@ -14,7 +14,7 @@ from .load import load_model, load_sampler, condition_kind, describe_condition, 
 # %% auto #0
 __all__ = ['OUT_SUFFIXES', 'cmd_prepare', 'cmd_embed', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #d33b2000
+# %% ../nbs/11_cli.ipynb #a4b3e587
 def cmd_prepare(a):
     from infinity_brush.data import prepare_mini, validate_dataset
     root = prepare_mini(a.name, a.out, size=a.size, n_images=a.n_images, seed=a.seed)
@@ -43,21 +43,24 @@ def cmd_train(a):
     from infinity_brush.data import LargeImageDataset, validate_dataset
     from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule
-    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
+    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig, default_grid
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss, dataset_batch_fn, init_distributed
     cond = None if a.cond == "none" else a.cond
     info = validate_dataset(a.data, a.pixels, cond=cond, num_classes=a.num_classes if cond == "label" else None)
     rank, world, dev = init_distributed()
-    mol = Mollifier(sigma=a.sigma)
+    R = min(info["min_size"][:2])                                  # the training resolution (the smallest image)
+    sigma = a.sigma if a.sigma is not None else Mollifier.for_resolution(max(1, R // 2)).sigma   # 1 px at R/2
+    mol = Mollifier(sigma=sigma)
     ds = LargeImageDataset(a.data, a.pixels, cond=cond, mol=mol, seed=a.seed)
     cfg = DenoiserConfig(dim=a.dim, depth=a.depth, cond_kind=cond, cond_dim=info["embed_dim"] or 128,
-                         num_classes=a.num_classes, conditioning=a.conditioning if cond else "none", T=a.T)
+                         num_classes=a.num_classes, conditioning=a.conditioning if cond else "none", T=a.T,
+                         grid=a.grid or default_grid(R, a.pixels))
     torch.manual_seed(a.seed)
     model = InfinityBrushDenoiser(cfg)
     tcfg = TrainConfig(steps=a.steps, lr=a.lr, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
     tr = Trainer(model, make_diffusion_loss(make_schedule(a.schedule, a.T), mol, cond_drop=a.cond_drop if cond else 0.0),
                  dataset_batch_fn(ds, a.batch, a.seed), tcfg,
-                 model_config={"denoiser": asdict(cfg), "sigma": a.sigma, "schedule": a.schedule, "T": a.T}, device=dev)
+                 model_config={"denoiser": asdict(cfg), "sigma": sigma, "schedule": a.schedule, "T": a.T, "param": "v"}, device=dev)
     resumed = tr.resume() if a.resume else False
     losses = tr.fit()
     if rank == 0: print(json.dumps({"checkpoint": str(tr.ckpt_path), "steps": tr.step, "resumed": resumed, "final_loss": float(np.mean(losses[-10:]))}))
@@ -108,7 +111,7 @@ def cmd_evaluate(a):
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
 
-# %% ../nbs/11_cli.ipynb #83c3c571
+# %% ../nbs/11_cli.ipynb #b0932c56
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -156,7 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--dim", type=_positive, default=64, help="width of the sparse level")
     s.add_argument("--depth", type=_positive, default=2, help="sparse blocks")
     s.add_argument("--num-classes", type=_positive, default=2, help="labels (--cond label)")
-    s.add_argument("--sigma", type=float, default=1 / 256, help="width of the smoothing A, in units of the image side")
+    s.add_argument("--sigma", type=float, default=None, help="width of the smoothing A, in units of the image side "
+                   "(default: 2/R for R-pixel training images, one pixel at R/2, the lowest resolution it is meant to be sampled at)")
+    s.add_argument("--grid", type=_positive, default=None, help="side of the grid level (default: the largest multiple of 4 "
+                   "with G <= R/2 and G² <= --pixels)")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
     s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
     s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")

@@ -57,14 +57,15 @@ def check_condition(model, # an InfinityBrushDenoiser
     if not torch.isfinite(c).all(): raise ValueError("the condition embedding contains NaN or inf")
     return c.reshape(1, cfg.cond_dim).float()
 
-# %% ../nbs/09b_load.ipynb #8bff09bd
+# %% ../nbs/09b_load.ipynb #df735b88
 def load_sampler(ckpt: str|Path, # a checkpoint written by `infinity-brush train`
                  use_ema: bool = True, device="cpu") -> tuple: # (model, sample)
     """`load_model`, plus `sample(height, width, cond=None, **options)`: `sampler.sample_image` with this model and the
     smoothing A and noise schedule it was trained with (from the checkpoint's config), `cond` checked by `check_condition`."""
     model, mc = load_model(ckpt, use_ema, device)
     mol, sched = Mollifier(sigma=mc["sigma"]), make_schedule(mc["schedule"], mc["T"])
+    param = mc.get("param", "v")                       # what the network's output means (recorded by train)
     def sample(h: int, w: int, cond=None, **options) -> torch.Tensor: # (h, w, C) in [-1, 1]
         c = check_condition(model, cond)
-        return sample_image(model, h, w, None if c is None else c.to(device), mol=mol, sched=sched, **options)
+        return sample_image(model, h, w, None if c is None else c.to(device), mol=mol, sched=sched, param=param, **options)
     return model, sample

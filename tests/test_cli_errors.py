@@ -23,7 +23,7 @@ from infinity_brush.embed import TinySSLConfig, TinySSLEncoder, save_ssl_encoder
 from infinity_brush.train import EMA, save_checkpoint
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = dict(dim=16, depth=1, heads=2, k=8, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16, n_freqs=4, T=20)
+TINY = dict(dim=16, depth=1, heads=2, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16, T=20)
 
 
 def _checkpoint(path, **cfg):
