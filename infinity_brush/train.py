@@ -18,10 +18,10 @@ from .core import atomic_path, write_json, register_bench
 
 # %% auto #0
 __all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
-           'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn', 'make_diffusion_loss',
+           'ema_decay', 'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn', 'make_diffusion_loss',
            'bench_train_memory']
 
-# %% ../nbs/08_train.ipynb #c8a07e97
+# %% ../nbs/08_train.ipynb #a4200e71
 @dataclass
 class TrainConfig:
     steps: int = 1000 # total optimisation steps
@@ -31,6 +31,7 @@ class TrainConfig:
     ema_decay: float = 0.995 # EMA rate, applied every `ema_every` steps (∞-Diff: 0.995 every 10 steps)
     ema_every: int = 10
     ema_start: int = 0 # steps before the EMA starts tracking (copies the weights until then)
+    ema_warmup: bool = True # decay min(ema_decay, (1 + k) / (10 + k)) at the k-th EMA update: a short run's EMA is not its initial weights
     grad_clip: float|None = 1.0 # max global grad norm (None: no clipping)
     amp: bool = True # bf16 autocast on CUDA (ignored on CPU)
     log_every: int = 10
@@ -138,12 +139,17 @@ def load_checkpoint(path: str|Path, model: nn.Module|None = None, ema: EMA|None 
 
 def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, "module") and isinstance(m, nn.parallel.DistributedDataParallel) else m
 
-# %% ../nbs/08_train.ipynb #af7af549
+# %% ../nbs/08_train.ipynb #a4f54152
 class NonFiniteLoss(FloatingPointError): pass
 
 def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
     "The generator of one step's randomness, a pure function of (seed, step, rank)."
     return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7919 + rank)
+
+def ema_decay(cfg: TrainConfig, step: int) -> float:
+    "The EMA decay applied after optimiser step `step`: `cfg.ema_decay`, warmed up over the first updates (a pure function of the step)."
+    k = max(0, (step - cfg.ema_start) // cfg.ema_every)          # EMA updates so far
+    return min(cfg.ema_decay, (1 + k) / (10 + k)) if cfg.ema_warmup else cfg.ema_decay
 
 class Trainer:
     "Owns the optimiser, EMA, AMP, clipping, logging and checkpoints of one run (single process or DDP)."
@@ -193,7 +199,7 @@ class Trainer:
         self.opt.step()
         self.step += 1
         if self.step <= cfg.ema_start: self.ema.update(_unwrap(self.model), decay=0.0)
-        elif self.step % cfg.ema_every == 0: self.ema.update(_unwrap(self.model))
+        elif self.step % cfg.ema_every == 0: self.ema.update(_unwrap(self.model), decay=ema_decay(cfg, self.step))
         value = loss.detach()
         if self.world > 1: dist.all_reduce(value); value /= self.world
         return value.item()
