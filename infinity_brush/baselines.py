@@ -336,7 +336,7 @@ def make_loss(method: str, # one of `METHODS`
     sched = sched or make_schedule("cosine", 1000)
     return make_diffusion_loss(sched, (mol or Mollifier()) if method in FUNCTION_SPACE else None, param, weighting, cond_drop)
 
-# %% ../nbs/12_baselines.ipynb #a0c1cec0
+# %% ../nbs/12_baselines.ipynb #ac76d3e7
 def _as_cond(cond, model):
     "Accept a label int / (D,) vector as a batch of one."
     if cond is None: return None
@@ -353,7 +353,7 @@ def sample_method(method: str, # one of `METHODS`
                   cond=None, # (1,) label, (1, D) embedding, None; patch also: (rows, cols, D) embedding grid
                   *, steps: int = 50, seed: int = 0, guidance: float = 1.0, eta: float = 0.0, param: str = "v",
                   sched: Schedule|None = None, # default: cosine with the model's T
-                  mol: Mollifier|None = None, # function-space models: the operator A (default: `model.mol`, the one it was trained with, if set; else Mollifier())
+                  mol: Mollifier|None = None, # function-space models: the operator A they were trained with (default Mollifier())
                   stride: int|None = None, window_batch: int = 16, interp: str = "bilinear", # patch: MultiDiffusion options
                   progress: bool = False, callback: Callable|None = None,
                   clip: float|None = 1.0, # clamp each predicted u0 to [-clip, clip] (None: never)
@@ -366,7 +366,7 @@ def sample_method(method: str, # one of `METHODS`
     sched = sched or make_schedule("cosine", model.cfg.T)
     if method in FUNCTION_SPACE:
         if method == "infinity-diff": cond = None
-        img = sample_image(model, h, w, cond, mol=mol or getattr(model, "mol", None) or Mollifier(), sched=sched, steps=steps, eta=eta, guidance=guidance,
+        img = sample_image(model, h, w, cond, mol=mol or Mollifier(), sched=sched, steps=steps, eta=eta, guidance=guidance,
                            param=param, seed=seed, progress=progress, callback=callback, clip=clip, **kwargs)
         return img.clamp(-1, 1)
     dev = next(model.parameters()).device

@@ -138,7 +138,7 @@ class ConditionTokens:
             if cond_drop_mask is not None: tok = torch.where(cond_drop_mask.to(device)[:, None], self.null.expand(B, -1), tok)
         return tok.reshape(B, *self.cond_pos.shape) + self.cond_pos
 
-# %% ../nbs/06_denoiser.ipynb #686fd0e5
+# %% ../nbs/06_denoiser.ipynb #0b6a5f08
 def _combine_stats(parts: list) -> list: # one `reduce` result per chunk -> their sum (the statistics of all points)
     return [tuple(sum(p[j][m] for p in parts) for m in range(3)) for j in range(len(parts[0]))]
 
@@ -180,9 +180,13 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         for x, c in chunks: acc.update(torch.cat([x, x * x], -1), c)
         return self.grid.grid_forward(acc.grid().to(ctx["temb"].dtype), ctx["temb"], ctx["cond_tokens"] if self.conditional else None)
 
+    def lift_points(self, x, coords, O) -> torch.Tensor: # (B, n, C), (B, n, 2), the grid output -> (B, n, d)
+        "The lift: each point's own value and the grid output read bilinearly at it."
+        return self.lift(torch.cat([x, self.grid.from_grid(O, coords)], -1))
+
     def features(self, x, coords, O, ctx, stats: list, upto: int) -> torch.Tensor: # (B, n, d) after `upto` blocks
         "A chunk's features after the lift and the first `upto` blocks (`stats[l]`: block l's statistics of all points)."
-        h = self.lift(torch.cat([x, self.grid.from_grid(O, coords)], -1))
+        h = self.lift_points(x, coords, O)
         for blk, s in zip(self.blocks[:upto], stats): h = blk.apply(h, s, ctx)
         return h
 
@@ -196,7 +200,7 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         if x.shape[-1] != self.cfg.channels: raise ValueError(f"expected {self.cfg.channels} channels, got {x.shape[-1]}")
         ctx = self.context(t, cond, cond_drop_mask, x.shape[0], x.device)
         O = self.grid_pass([(x, coords)], ctx)
-        h = self.lift(torch.cat([x, self.grid.from_grid(O, coords)], -1))
+        h = self.lift_points(x, coords, O)
         for blk in self.blocks: h = blk.apply(h, blk.attn_stats(h), ctx)
         return self.head(h)
 

@@ -22,7 +22,7 @@ except Exception:  # not installed, or built for another torch / CUDA
 __all__ = ['AttnBackend', 'SplatAccumulator', 'points_to_grid', 'grid_to_points', 'GridConfig', 'ResBlock', 'attention',
            'GridAttention', 'GridUNet', 'GridLevel', 'bench_grid']
 
-# %% ../nbs/05_uno.ipynb #86727eaa
+# %% ../nbs/05_uno.ipynb #ae7e1cde
 class SplatAccumulator:
     "Density-normalised Gaussian splat of point features onto the cell centres of a `size`² grid, accumulated chunk by chunk."
     def __init__(self, size: int, # grid side G
@@ -35,7 +35,6 @@ class SplatAccumulator:
         o = torch.arange(-self.r, self.r + 1)
         self._off = torch.stack(torch.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)   # (W, 2) cell offsets
         self.num = self.den = None   # (B*G*G, C) and (B*G*G,) float64 sums
-        self.seen = 0
 
     def update(self, feats: torch.Tensor, # (B, n, C) features of one chunk of points
                coords: torch.Tensor): # (B, n, 2) their (row, col) coordinates in [0,1]^2
@@ -49,7 +48,6 @@ class SplatAccumulator:
             self.den = torch.zeros(B * G * G, dtype=torch.float64, device=dev)
         elif self.num.shape != (B * G * G, C):
             raise ValueError(f"chunk has batch {B} and {C} channels, earlier chunks had {self.num.shape[0] // (G * G)} and {self.num.shape[1]}")
-        self.seen += n
         if n == 0: return self
         p = coords.to(torch.float32) * G - 0.5                                        # continuous cell index (centres at integers)
         near = p.round().long()                                                        # (B, n, 2) nearest centre
