@@ -381,7 +381,7 @@ def real_floor(measure: Callable, # f(a, b) of two sets (pairwise) or f(a) of on
     a, b = split_halves(len(imgs), seed, labels)
     return measure([imgs[i] for i in a], [imgs[i] for i in b])
 
-# %% ../nbs/10_metrics.ipynb #476bbf03
+# %% ../nbs/10_metrics.ipynb #7ef746d2
 def _jsonable(x):
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)): return [_jsonable(v) for v in x]
@@ -395,6 +395,7 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
                    train_res: int|None = None, # training resolution: spectra up to its Nyquist
                    labels_real: Sequence[int]|None = None, # labels of the real images (floor; stratified halves)
                    cross_res_pairs: Sequence|None = None, # [(img_hi, img_lo), ...] of the same seeds
+                   smoothed_real_imgs=None, # the real images smoothed by A (A u0: what the model learns); spectra against them too
                    seed: int = 0) -> dict:
     "Every honest measure of the samples beside its real-data floor, as a JSON-serialisable dict."
     gen, real = as_images(gen_imgs), as_images(real_imgs)
@@ -410,6 +411,14 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
                         "within_factor_2": bool((np.abs(np.log2(r_gen)) <= 1).all())},
            "colour_histogram_w1": {"gen": colour_histogram_distance(gen, real), "real_floor": colour_histogram_distance(half(ra), half(rb))},
            "control_accuracy": None, "cross_resolution": None}
+    if smoothed_real_imgs is not None:
+        sm = as_images(smoothed_real_imgs)
+        if len(sm) != len(real): raise ValueError(f"smoothed_real_imgs: {len(sm)} images for {len(real)} real ones")
+        s_gen, s_floor = spectrum_ratio(gen, sm, n_oct), spectrum_ratio([sm[i] for i in ra], [sm[i] for i in rb], n_oct)
+        rep["spectrum"]["vs_smoothed_real"] = {"ratio_gen_real": s_gen, "ratio_real_halves": s_floor,
+                                               "max_abs_log2_gen": np.abs(np.log2(s_gen)).max(),
+                                               "max_abs_log2_floor": np.abs(np.log2(s_floor)).max(),
+                                               "within_factor_2": bool((np.abs(np.log2(s_gen)) <= 1).all())}
     if labels_gen is not None:
         if classifier is None and labels_real is None: raise ValueError("control accuracy needs a classifier or labels_real to train one")
         if classifier is None:

@@ -392,9 +392,10 @@ def read_comparison_csv(path: str|Path) -> list: # the `compare` lines
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: conv(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
-# %% ../nbs/13_tables.ipynb #bec2d97d
+# %% ../nbs/13_tables.ipynb #b53b85e3
 QUALITY_FIELDS = ("model", "method", "role", "status", "reason", "data_scale", "n_gen", "n_real",
-                  "speckle_pct", "speckle_pct_floor", "octave_max_abs_log2", "octave_max_abs_log2_floor", "octave_bands",
+                  "speckle_pct", "speckle_pct_floor", "octave_max_abs_log2", "octave_max_abs_log2_floor", "octave_A_max_abs_log2",
+                  "octave_A_max_abs_log2_floor", "octave_bands",
                   "colour_w1", "colour_w1_floor", "extractor",
                   "control_learned", "control_learned_floor", "control_learned_classifier",
                   "control_fixed", "control_fixed_floor", "control_fixed_classifier", "control_note",
@@ -407,7 +408,8 @@ QUALITY_MEASURES = (
     "Speckle: % of interior pixels farther than 64 levels (of 255, some channel) from the median of their 8 neighbours "
     "and from every neighbour; floor: the real images",
     "Octave: the largest |log2| over octave bands [2^j, 2^(j+1)) cycles per image, up to the training Nyquist R/2, of "
-    "the power ratio samples / real; floor: real half / real half",
+    "the power ratio samples / real; floor: real half / real half. 'A u0': the same against the real images smoothed by "
+    "the model's mollifier A, which is what a function-space model is trained to generate",
     "Colour: per-channel Wasserstein-1 distance of the pooled 64-bin colour histograms, as a fraction of the range, "
     "averaged over R, G, B; floor: real half vs real half",
     "Control: % of samples a classifier reads as the label they were drawn from; floor: its accuracy on real images it "
@@ -432,6 +434,9 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
                octave_max_abs_log2=oc["max_abs_log2_gen"], octave_max_abs_log2_floor=oc["max_abs_log2_floor"],
                octave_bands=len(oc["bands_cycles_per_image"]), colour_w1=co["gen"], colour_w1_floor=co["real_floor"],
                extractor=sp.get("extractor"), sample_seeds=seed_list(rec.get("sample_seeds")))
+    if "vs_smoothed_real" in oc:
+        row.update(octave_A_max_abs_log2=oc["vs_smoothed_real"]["max_abs_log2_gen"],
+                   octave_A_max_abs_log2_floor=oc["vs_smoothed_real"]["max_abs_log2_floor"])
     ctrl = rec.get("control_accuracy") or {"skipped": "not recorded"}
     for k in ("learned", "fixed"):
         if k in ctrl:
@@ -448,7 +453,7 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
     row["cross_note"] = cross.get("skipped")
     return row
 
-# %% ../nbs/13_tables.ipynb #3c786f25
+# %% ../nbs/13_tables.ipynb #8cd0289c
 def _vs(v, floor, fmt: str, unit: str = "") -> str:
     f = lambda x: "—" if x is None else f"{x:{fmt}}{unit}"
     return f"{f(v)} ({f(floor)})"
@@ -476,7 +481,8 @@ def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON reco
                                for k, lab in CROSS_SCALES)
             if r["cross_baseline"] and r["cross_baseline"] != DEFAULT_BASELINE: cross += f" {note('baseline: ' + r['cross_baseline'])}"
         body.append([r["model"], r["method"], r["role"], _vs(r["speckle_pct"], r["speckle_pct_floor"], ".3f"),
-                     _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f"),
+                     _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f") + ("" if r["octave_A_max_abs_log2"] is None else
+                     " · A u0 " + _vs(r["octave_A_max_abs_log2"], r["octave_A_max_abs_log2_floor"], ".2f")),
                      _vs(r["colour_w1"], r["colour_w1_floor"], ".3f"), "; ".join(ctrl), cross])
     cap = [f"**{title}.** Pixel measures of each model's samples against its data role's real images at the same "
            "resolution R, each beside the same measure on real data alone (in parentheses: the real-vs-real floor; for "

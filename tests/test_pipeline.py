@@ -62,7 +62,8 @@ def test_every_stage_output_exists(smoke_run):
     sh = json.loads((smoke_run / "reports/metrics/quality/shapes-infinity-brush.json").read_text())
     assert set(sh["control_accuracy"]) == {"learned", "fixed"}, sh["control_accuracy"]   # real-trained and data.shape_class
     assert {"half", "double", "quadruple"} <= set(sh["cross_resolution"]), sh["cross_resolution"]   # R = 32: up to 4R
-    assert len(list((smoke_run / "samples/shapes-infinity-brush/cross").glob("*.png"))) == 4
+    assert len(list((smoke_run / "samples/shapes-infinity-brush/cross").glob("*/*.png"))) == 8   # 2 classes x 4 sizes x 1 seed
+    assert "vs_smoothed_real" in sh["spectrum"], sh["spectrum"]
     quality = (smoke_run / "reports/quality.md").read_text()
     assert all(name in quality for name in P["models"]) and "smoke" in quality, quality[:500]
     assert (smoke_run / "reports/quality.csv").stat().st_size > 0
