@@ -14,7 +14,7 @@ from .load import load_model, load_sampler, condition_kind, describe_condition, 
 # %% auto #0
 __all__ = ['OUT_SUFFIXES', 'cmd_prepare', 'cmd_embed', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #a4b3e587
+# %% ../nbs/11_cli.ipynb #a37551bb
 def cmd_prepare(a):
     from infinity_brush.data import prepare_mini, validate_dataset
     root = prepare_mini(a.name, a.out, size=a.size, n_images=a.n_images, seed=a.seed)
@@ -100,7 +100,7 @@ def cmd_sample(a):
         raise ValueError(f"--out {a.out}: unsupported image format {Path(a.out).suffix or '(no suffix)'!r}; use .png, .jpg or .tif (tiled BigTIFF)")
     model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema)
     h, w = a.size, a.width or a.size
-    img = sample(h, w, _condition(a, model), steps=a.steps, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
+    img = sample(h, w, _condition(a, model), steps=a.steps, eta=a.eta, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
 def cmd_evaluate(a):
@@ -111,7 +111,7 @@ def cmd_evaluate(a):
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
 
-# %% ../nbs/11_cli.ipynb #b0932c56
+# %% ../nbs/11_cli.ipynb #98f82c44
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -184,6 +184,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder", default="tiny-ssl", help="with --reference: the encoder the training embeddings came from")
     s.add_argument("--encoder-weights", default=None, help="with --reference: the encoder's local weights file")
     s.add_argument("--steps", type=_positive, default=50, help="DDIM steps")
+    s.add_argument("--eta", type=float, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
+                   "every step, which does not carry early errors to the end (09_sampler)")
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
     s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once (memory, not result)")
