@@ -14,7 +14,7 @@ from .load import load_model, load_sampler, condition_kind, describe_condition, 
 # %% auto #0
 __all__ = ['OUT_SUFFIXES', 'cmd_prepare', 'cmd_embed', 'cmd_train', 'cmd_sample', 'cmd_evaluate', 'build_parser', 'main']
 
-# %% ../nbs/11_cli.ipynb #a37551bb
+# %% ../nbs/11_cli.ipynb #46029e1f
 def cmd_prepare(a):
     from infinity_brush.data import prepare_mini, validate_dataset
     root = prepare_mini(a.name, a.out, size=a.size, n_images=a.n_images, seed=a.seed)
@@ -111,7 +111,7 @@ def cmd_evaluate(a):
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
 
-# %% ../nbs/11_cli.ipynb #98f82c44
+# %% ../nbs/11_cli.ipynb #1d2a66ce
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None

@@ -11,13 +11,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import grid_coords, atomic_path, register_bench
-from .smoothing import Mollifier, counter_normal, smooth_grid, smoothed_noise_grid, undo_wiener, reflect_index, _kernels
+from .smoothing import Mollifier, counter_normal, hash32, smooth_grid, smoothed_noise_grid, undo_wiener, reflect_index, _kernels
 from .diffusion import Schedule, make_schedule, sample_ddim, ddim_timesteps, cfg_model
 from .denoiser import denoise_chunked
 
 # %% auto #0
-__all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'sample_image',
-           'to_uint8', 'save_image', 'bench_sample']
+__all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'step_noise_seed',
+           'sample_image', 'to_uint8', 'save_image', 'bench_sample']
 
 # %% ../nbs/09_sampler.ipynb #f9c0fecd
 def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
@@ -69,7 +69,12 @@ def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mol
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`."
     return smooth_grid_strips(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2").float()
 
-# %% ../nbs/09_sampler.ipynb #0b263f5b
+# %% ../nbs/09_sampler.ipynb #e255b8bb
+def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
+    "A seed for step i of the chain started from `seed`, distinct for every (seed, i) up to 32-bit hash collisions."
+    h = hash32(hash32(torch.tensor(seed, dtype=torch.int64)) ^ hash32(torch.tensor(i + 0x5BD1E995, dtype=torch.int64)))
+    return int(h)
+
 @torch.no_grad()
 def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked` accepts)
                  h: int, w: int, # output size in pixels (any, non-square too)
@@ -92,7 +97,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
-                      noise_fn=lambda i: flat(noise(seed + 1 + i)), callback=callback, disable=not progress)
+                      noise_fn=lambda i: flat(noise(step_noise_seed(seed, i))), callback=callback, disable=not progress)
     img = out.reshape(h, w, C)
     if deblur: img = undo_wiener(img.permute(2, 0, 1), mol.sigma_px(h, w)).permute(1, 2, 0)
     return img
