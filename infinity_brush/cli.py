@@ -111,7 +111,7 @@ def cmd_evaluate(a):
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
 
-# %% ../nbs/11_cli.ipynb #1d2a66ce
+# %% ../nbs/11_cli.ipynb #02eddaf6
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -152,7 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cond", default="embedding", choices=["embedding", "label", "none"], help="what conditions the model")
     s.add_argument("--conditioning", default="cano+grid", choices=["cano+grid", "grid", "none"],
                    help="cano+grid = ∞-Brush; grid = without CANO (ablation); none = ∞-Diff (unconditional)")
-    s.add_argument("--pixels", type=_positive, default=4096, help="pixels drawn from each image per step")
+    s.add_argument("--pixels", type=_positive, default=2048, help="pixels drawn from each image per step (the paper: 65,536)")
     s.add_argument("--batch", type=_positive, default=4, help="images per step (per process under torchrun)")
     s.add_argument("--steps", type=_positive, default=1000, help="optimiser steps")
     s.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")

@@ -351,14 +351,17 @@ def control_accuracy(classifier: Callable, # image -> label (a `RealClassifier`,
     pred = classifier.predict(imgs) if hasattr(classifier, "predict") else [classifier(a) for a in imgs]
     return float(np.mean(np.asarray(pred) == np.asarray(labels)))
 
-# %% ../nbs/10_metrics.ipynb #5d4082f0
-def cross_resolution_agreement(img_a: np.ndarray, img_b: np.ndarray) -> float: # Pearson correlation in [-1, 1]
-    "Correlation of two images after area-averaging the larger one to the smaller's size (an integer multiple)."
+# %% ../nbs/10_metrics.ipynb #7090bcdf
+def cross_resolution_agreement(img_a: np.ndarray, img_b: np.ndarray) -> float: # correlation in [-1, 1] (NaN: a constant image)
+    "Correlation of two images, each centred per channel, after area-averaging the larger one to the smaller's size (an integer multiple)."
     a, b = as_images(img_a)[0], as_images(img_b)[0]
     if a.shape[0] < b.shape[0]: a, b = b, a
     (H, W), (h, w) = a.shape[:2], b.shape[:2]
     if H % h or W % w: raise ValueError(f"sizes {H}x{W} and {h}x{w} are not integer multiples")
-    return float(np.corrcoef(area_resize(a, h, w).ravel(), b.astype(np.float64).ravel())[0, 1])
+    a, b = area_resize(a, h, w), b.astype(np.float64)
+    a, b = a - a.mean((0, 1)), b - b.mean((0, 1))                 # each channel of each image centred on its own mean
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
 
 # %% ../nbs/10_metrics.ipynb #941daf76
 def split_halves(n: int, seed: int = 0, labels: Sequence|None = None) -> tuple: # (indices a, indices b)

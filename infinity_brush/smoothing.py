@@ -15,7 +15,7 @@ from .core import grid_coords, pixel_to_coords, coords_to_pixel, register_bench,
 # %% auto #0
 __all__ = ['Mollifier', 'hash32', 'counter_uniform', 'counter_normal', 'reflect_index', 'smooth_at', 'noise_field_fn',
            'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smoothed_noise_tile',
-           'smoothed_noise_grid', 'blur_dct', 'undo_wiener', 'bench_smoothing']
+           'smoothed_noise_grid', 'smooth_image', 'blur_dct', 'undo_wiener', 'bench_smoothing']
 
 # %% ../nbs/02_smoothing.ipynb #69a0425b
 @dataclass(frozen=True)
@@ -192,6 +192,16 @@ def smoothed_noise_tile(seed: int, channels: int, h: int, w: int, mol: Mollifier
 def smoothed_noise_grid(seed: int, channels: int, h: int, w: int, mol: Mollifier) -> torch.Tensor: # (C, h, w)
     "$A\\xi$ on the whole `h`×`w` grid."
     return smoothed_noise_tile(seed, channels, h, w, mol)
+
+# %% ../nbs/02_smoothing.ipynb #392bd926
+def smooth_image(img: np.ndarray, # (H, W, C) uint8, a saved image
+                 mol: Mollifier) -> np.ndarray: # (H, W, C) uint8: A applied to it
+    "$A u_0$ of a saved image: [0, 255] -> [-1, 1], `smooth_grid`, back to rounded uint8."
+    a = np.asarray(img)
+    if a.ndim != 3 or a.dtype != np.uint8: raise ValueError(f"expected an (H, W, C) uint8 image, got {a.dtype} {a.shape}")
+    x = torch.from_numpy(a).float().permute(2, 0, 1)[None] / 127.5 - 1
+    y = smooth_grid(x, mol)[0].permute(1, 2, 0).numpy()
+    return np.clip(np.rint((y + 1) * 127.5), 0, 255).astype(np.uint8)
 
 # %% ../nbs/02_smoothing.ipynb #cf923908
 def _dct_gain(h: int, w: int, sy: float, sx: float) -> np.ndarray:
