@@ -414,7 +414,7 @@ QUALITY_MEASURES = (
     "averaged over R, G, B; floor: real half vs real half",
     "Control: % of samples a classifier reads as the label they were drawn from; floor: its accuracy on real images it "
     "was not trained on",
-    "Cross-res: Pearson correlation of a sample at R/2, 2R or 4R, area-averaged, with the same seed's sample at R; in "
+    "Cross-res: correlation (each channel centred on its own mean) of a sample at R/2, 2R or 4R, area-averaged, with the same seed's sample at R; in "
     "parentheses the same with a different seed (what unrelated samples score)")
 
 def seed_list(seeds) -> str|None:
