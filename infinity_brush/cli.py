@@ -111,7 +111,7 @@ def cmd_evaluate(a):
     r = clip_fid(a.generated, a.real, ext) if a.metric == "clip" else crop_fid(a.generated, a.real, ext, a.crop, a.crops_per_image, a.seed)
     print(json.dumps(r.to_dict()))
 
-# %% ../nbs/11_cli.ipynb #02eddaf6
+# %% ../nbs/11_cli.ipynb #fa879dbc
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -168,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")
     s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")
     s.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
+    s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
     s.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     s.set_defaults(fn=cmd_train)
 
@@ -188,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "every step, which does not carry early errors to the end (09_sampler)")
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
+    s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
     s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once (memory, not result)")
     s.add_argument("--deblur", action="store_true", help="apply the Wiener inverse of A to the result")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
@@ -222,6 +224,7 @@ def _close_progress_bars():
 def main(argv=None) -> int:
     "Entry point of the `infinity-brush` console script."
     a = build_parser().parse_args(argv)
+    if getattr(a, "threads", None): torch.set_num_threads(a.threads)   # CPU: the cores the user gives (default: torch's, all)
     try: a.fn(a)
     except (OSError, ValueError, KeyError, FloatingPointError) as e:   # bad input: one line, exit code 2 (a bug still shows its traceback)
         _close_progress_bars()

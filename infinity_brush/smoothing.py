@@ -15,7 +15,7 @@ from .core import grid_coords, pixel_to_coords, coords_to_pixel, register_bench,
 # %% auto #0
 __all__ = ['Mollifier', 'hash32', 'counter_uniform', 'counter_normal', 'reflect_index', 'smooth_at', 'noise_field_fn',
            'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smoothed_noise_tile',
-           'smoothed_noise_grid', 'smooth_image', 'blur_dct', 'undo_wiener', 'bench_smoothing']
+           'smoothed_noise_grid', 'smooth_grid_fft', 'smooth_image', 'blur_dct', 'undo_wiener', 'bench_smoothing']
 
 # %% ../nbs/02_smoothing.ipynb #69a0425b
 @dataclass(frozen=True)
@@ -54,36 +54,71 @@ class Mollifier:
 def _check_size(h, w):
     if int(h) != h or int(w) != w or h <= 0 or w <= 0: raise ValueError(f"image size must be positive integers, got {h}x{w}")
 
-# %% ../nbs/02_smoothing.ipynb #b17eb8cd
+# %% ../nbs/02_smoothing.ipynb #28403fbd
 _M32 = 0xFFFFFFFF
+_C1, _C2 = 0x7FEB352D, 0x846CA68B - 2**32           # lowbias32's multipliers as int32 bit patterns
 
-def _mul32(x: torch.Tensor, m: int) -> torch.Tensor:
-    "(x * m) mod 2^32 for 0 <= x < 2^32 in int64 without overflow."
-    lo, hi = m & 0xFFFF, m >> 16
-    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+def _to_i32(x) -> torch.Tensor:
+    "32-bit values (an int or an int64 tensor, taken mod 2^32) as the int32 tensor with the same bits."
+    x = torch.as_tensor(x, dtype=torch.int64) & _M32
+    return torch.where(x >= 2**31, x - 2**32, x).to(torch.int32)
+
+def _h32(x: torch.Tensor) -> torch.Tensor: # int32 bits
+    "lowbias32 on int32 bits: products wrap mod 2^32; arithmetic shifts are masked to logical ones."
+    x = x ^ ((x >> 16) & 0xFFFF)
+    x = x * _C1
+    x = x ^ ((x >> 15) & 0x1FFFF)
+    x = x * _C2
+    return x ^ ((x >> 16) & 0xFFFF)
+
+def _key(k) -> torch.Tensor: return _h32(_to_i32(torch.as_tensor(k, dtype=torch.int64) + 0x632BE5AB))
+
+def _u32(h: torch.Tensor) -> torch.Tensor: # float64 in [0, 2^32)
+    h = h.double()
+    return torch.where(h < 0, h + 2.0**32, h)
 
 def hash32(x: torch.Tensor) -> torch.Tensor: # int64 in [0, 2^32)
     "Wellons' lowbias32 finaliser on int64 tensors holding 32-bit values."
-    x = x & _M32
-    x = x ^ (x >> 16); x = _mul32(x, 0x7FEB352D)
-    x = x ^ (x >> 15); x = _mul32(x, 0x846CA68B)
-    return x ^ (x >> 16)
+    return _h32(_to_i32(x)).to(torch.int64) & _M32
+
+def _chain(seed: int, *keys) -> torch.Tensor: # int32 bits
+    h = _h32(_to_i32(seed) ^ _to_i32(0x9E3779B9))
+    for k in keys: h = _h32(h ^ _key(k))
+    return h
 
 def counter_uniform(seed: int, *keys: torch.Tensor) -> torch.Tensor: # float64 in (0, 1)
     "A uniform in (0, 1) for every element of the broadcast integer `keys`, a pure function of (seed, keys)."
-    h = hash32(torch.as_tensor(seed & _M32, dtype=torch.int64) ^ 0x9E3779B9)
-    for k in keys: h = hash32(h ^ hash32(torch.as_tensor(k, dtype=torch.int64) + 0x632BE5AB))
-    return (h.double() + 0.5) / 2**32
+    return (_u32(_chain(seed, *keys)) + 0.5) / 2**32
 
 def counter_normal(seed: int, # noise seed
                    rows: torch.Tensor, cols: torch.Tensor, # integer pixel indices (any broadcastable shapes)
                    channel: torch.Tensor|int = 0, # channel index (broadcastable)
                    dtype=torch.float32) -> torch.Tensor: # N(0, 1) values, the broadcast shape
     "Standard normal white noise at pixels (row, col) of `channel`: a pure function of (seed, channel, row, col)."
-    rows, cols = torch.as_tensor(rows, dtype=torch.int64), torch.as_tensor(cols, dtype=torch.int64)
-    channel = torch.as_tensor(channel, dtype=torch.int64, device=rows.device)
-    u1 = counter_uniform(seed, channel, rows, cols, torch.zeros((), dtype=torch.int64, device=rows.device))
-    u2 = counter_uniform(seed, channel, rows, cols, torch.ones((), dtype=torch.int64, device=rows.device))
+    h = _chain(seed, channel, rows, cols)                        # shared by both uniforms
+    u1 = (_u32(_h32(h ^ _key(0))) + 0.5) / 2**32
+    u2 = (_u32(_h32(h ^ _key(1))) + 0.5) / 2**32
+    return (torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
+
+def _mul32(x: torch.Tensor, m: int) -> torch.Tensor:
+    "(x * m) mod 2^32 for 0 <= x < 2^32 in int64 without overflow."
+    lo, hi = m & 0xFFFF, m >> 16
+    return (x * lo + (((x * hi) & 0xFFFF) << 16)) & _M32
+
+def _hash32_int64(x: torch.Tensor) -> torch.Tensor: # int64 in [0, 2^32)
+    "The first implementation of `hash32` (16-bit halves in int64): the reference the fast one is tested against."
+    x = x & _M32
+    x = x ^ (x >> 16); x = _mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15); x = _mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+def _counter_normal_int64(seed: int, rows, cols, channel=0, dtype=torch.float32) -> torch.Tensor:
+    "The first `counter_normal` (the int64 hash, each uniform's chain computed whole): the reference, and the benchmark's before."
+    def uniform(*keys):
+        h = _hash32_int64(torch.as_tensor(seed & _M32, dtype=torch.int64) ^ 0x9E3779B9)
+        for k in keys: h = _hash32_int64(h ^ _hash32_int64(torch.as_tensor(k, dtype=torch.int64) + 0x632BE5AB))
+        return (h.double() + 0.5) / 2**32
+    u1, u2 = uniform(channel, rows, cols, 0), uniform(channel, rows, cols, 1)
     return (torch.sqrt(-2 * torch.log(u1)) * torch.cos(2 * math.pi * u2)).to(dtype)
 
 # %% ../nbs/02_smoothing.ipynb #c44a107d
@@ -192,6 +227,48 @@ def smoothed_noise_tile(seed: int, channels: int, h: int, w: int, mol: Mollifier
 def smoothed_noise_grid(seed: int, channels: int, h: int, w: int, mol: Mollifier) -> torch.Tensor: # (C, h, w)
     "$A\\xi$ on the whole `h`×`w` grid."
     return smoothed_noise_tile(seed, channels, h, w, mol)
+
+# %% ../nbs/02_smoothing.ipynb #a21e56ed
+def _fft_len(n: int) -> int:
+    "The smallest 2^a 3^b 5^c >= n (a fast FFT length)."
+    best, p5 = 1 << (n - 1).bit_length(), 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            p = p35
+            while p < n: p *= 2
+            best, p35 = min(best, p), p35 * 3
+        p5 *= 5
+    return best
+
+def _correlate(x: torch.Tensor, # (..., n + 2R, m) or (..., m, n + 2R): a signal padded along `dim`
+               k: torch.Tensor, # (2R + 1,) a symmetric kernel
+               dim: int, # -2 (columns of rows) or -1 (along the rows)
+               strip: int) -> torch.Tensor: # the valid correlation along `dim`
+    "Valid correlation along `dim` by a zero-padded real FFT, `strip` lines of the other axis at a time (no transposes)."
+    if dim not in (-1, -2): raise ValueError(f"dim must be -1 or -2, got {dim}")
+    n2, K = x.shape[dim], len(k); n = n2 - K + 1; L = _fft_len(n2 + K - 1)
+    kf = torch.fft.rfft(k.to(x), L)
+    if dim == -2: kf = kf[:, None]
+    shape = list(x.shape); shape[dim] = n
+    out = torch.empty(shape, dtype=x.dtype, device=x.device)
+    for s in range(0, x.shape[-1 if dim == -2 else -2], strip):
+        sl = (..., slice(None), slice(s, s + strip)) if dim == -2 else (..., slice(s, s + strip), slice(None))
+        out[sl] = torch.fft.irfft(torch.fft.rfft(x[sl], L, dim=dim) * kf, L, dim=dim).narrow(dim, K - 1, n)
+    return out
+
+def smooth_grid_fft(field: torch.Tensor, # (C, H, W) values on the full grid
+                    mol: Mollifier, normalise: str = "sum",
+                    strip: int = 256) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
+    "`smooth_grid` by FFT, a strip at a time: the same reflective padding and truncated kernel, O(log n) per pixel."
+    if field.ndim != 3: raise ValueError(f"expected (C, H, W), got {tuple(field.shape)}")
+    C, H, W = field.shape
+    ky, kx = _kernels(mol, H, W, normalise)
+    Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
+    iy = reflect_index(torch.arange(-Ry, H + Ry, device=field.device), H)
+    ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
+    t = _correlate(field[:, iy], ky, -2, strip)                                   # down the columns first, as smooth_grid
+    return _correlate(t[:, :, ix], kx, -1, strip)
 
 # %% ../nbs/02_smoothing.ipynb #392bd926
 def smooth_image(img: np.ndarray, # (H, W, C) uint8, a saved image
