@@ -20,9 +20,9 @@ __all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'IMAGE_EXTS', 'frechet_distance', 
            'find_inception', 'InceptionExtractor', 'EncoderExtractor', 'list_images', 'read_rgb', 'random_crops',
            'FIDResult', 'git_commit', 'features_of', 'clip_fid', 'crop_fid', 'zero_shot_classify', 'confusion_matrix',
            'linear_probe_accuracy', 'as_images', 'area_resize', 'speckle_map', 'speckle_fraction',
-           'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio', 'colour_histogram_distance',
-           'colour_features', 'RealClassifier', 'train_real_classifier', 'classifier_name', 'control_accuracy',
-           'cross_resolution_agreement', 'split_halves', 'real_floor', 'quality_report']
+           'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio', 'rounding_floor', 'resolved_bands',
+           'colour_histogram_distance', 'colour_features', 'RealClassifier', 'train_real_classifier', 'classifier_name',
+           'control_accuracy', 'cross_resolution_agreement', 'split_halves', 'real_floor', 'quality_report']
 
 # %% ../nbs/10_metrics.ipynb #0bd85f3e
 def _psd_sqrt(S: np.ndarray) -> np.ndarray:
@@ -260,17 +260,24 @@ def speckle_fraction(imgs, # images (see `as_images`)
     "Fraction of isolated outlier pixels, averaged over the images."
     return float(np.mean([speckle_map(a, thresh).mean() for a in as_images(imgs)]))
 
-# %% ../nbs/10_metrics.ipynb #b6fabbc1
-def _power2d(img):
+# %% ../nbs/10_metrics.ipynb #59ea71fa
+def _window(n: int) -> np.ndarray: return np.hanning(n + 2)[1:-1]   # a Hann window with no zero weights
+
+def _power2d(img, window: str|None = "hann"):
     a = np.asarray(img, np.float64)
     g = (a.mean(-1) if a.ndim == 3 else a) / 255
     H, W = g.shape
-    P = np.abs(np.fft.fft2(g - g.mean())) ** 2 / (H * W) ** 2
+    g = g - g.mean()
+    if window is None: P = np.abs(np.fft.fft2(g)) ** 2 / (H * W) ** 2
+    elif window == "hann":
+        w = np.outer(_window(H), _window(W))
+        P = np.abs(np.fft.fft2(g * w)) ** 2 / (H * W * (w ** 2).sum())   # white noise of variance s²: E sum P = s²
+    else: raise ValueError(f"unknown window {window!r}; choose 'hann' or None")
     return P, np.hypot(*np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij"))
 
-def radial_power_spectrum(img: np.ndarray) -> tuple: # (freqs (n,) cycles per image, power (n,)), n = min(H, W) // 2
-    "Radially averaged power spectrum of the mean-subtracted grey image."
-    P, k = _power2d(img)
+def radial_power_spectrum(img: np.ndarray, window: str|None = "hann") -> tuple: # (freqs (n,) cycles per image, power (n,)), n = min(H, W) // 2
+    "Radially averaged power spectrum of the mean-subtracted grey image (Hann-windowed; None: the periodic FFT)."
+    P, k = _power2d(img, window)
     n, kb = min(P.shape) // 2, np.rint(k).astype(int)
     sel = (kb >= 1) & (kb <= n)
     return np.arange(1, n + 1), np.bincount(kb[sel], P[sel], n + 1)[1:] / np.bincount(kb[sel], minlength=n + 1)[1:]
@@ -278,23 +285,37 @@ def radial_power_spectrum(img: np.ndarray) -> tuple: # (freqs (n,) cycles per im
 def octaves_of(size: int) -> int: return int(np.floor(np.log2(size / 2)))   # octave bands below the Nyquist size/2
 
 def octave_power(imgs, # images (see `as_images`), any sizes
-                 n_octaves: int|None = None) -> np.ndarray: # (n_octaves,) mean E_j, band j = [2^j, 2^(j+1)) cycles per image
+                 n_octaves: int|None = None,
+                 window: str|None = "hann", # "hann" (default) or None: the periodic FFT, where opposite borders meet
+                ) -> np.ndarray: # (n_octaves,) mean E_j, band j = [2^j, 2^(j+1)) cycles per image
     "Power (variance) per octave band of spatial frequency, averaged over the images."
     imgs = as_images(imgs)
     top = octaves_of(min(min(a.shape[:2]) for a in imgs))
     n = top if n_octaves is None else int(n_octaves)
     if n > top: raise ValueError(f"{n} octaves asked, but the smallest image resolves {top} (Nyquist {2 ** top} cycles per image)")
     def bands(a):
-        P, k = _power2d(a)
+        P, k = _power2d(a, window)
         return [P[(k >= 2 ** j) & (k < 2 ** (j + 1))].sum() for j in range(n)]
     return np.mean([bands(a) for a in imgs], 0)
 
 def spectrum_ratio(gen, real, # two sets of images
-                   n_octaves: int|None = None) -> np.ndarray: # (n_octaves,) E_j(gen) / E_j(real)
+                   n_octaves: int|None = None, window: str|None = "hann") -> np.ndarray: # (n_octaves,) E_j(gen) / E_j(real)
     "Per-octave power ratio generated / real (default: every band both sets resolve)."
     gen, real = as_images(gen), as_images(real)
     n = octaves_of(min(min(a.shape[:2]) for a in gen + real)) if n_octaves is None else n_octaves
-    return octave_power(gen, n) / octave_power(real, n)
+    return octave_power(gen, n, window) / octave_power(real, n, window)
+
+def rounding_floor(size: int, # image side (square; the smaller side of a rectangle)
+                   n_octaves: int) -> np.ndarray: # (n_octaves,) power per band of 8-bit rounding noise in the grey image
+    "Power per octave band that rounding to 8 bits alone puts in the grey image: white, variance 1/(36·255²)."
+    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size) * size, np.fft.fftfreq(size) * size, indexing="ij"))
+    return np.array([((k >= 2 ** j) & (k < 2 ** (j + 1))).mean() for j in range(n_octaves)]) / (36 * 255 ** 2)
+
+def resolved_bands(real, # real images (see `as_images`)
+                   n_octaves: int, margin: float = 10.0) -> np.ndarray: # (n_octaves,) bool
+    "Octave bands in which the real images' power exceeds `margin` times the 8-bit rounding noise's: where a ratio means something."
+    real = as_images(real)
+    return octave_power(real, n_octaves) >= margin * rounding_floor(min(min(a.shape[:2]) for a in real), n_octaves)
 
 # %% ../nbs/10_metrics.ipynb #bba67c5b
 def colour_histogram_distance(imgs_a, imgs_b, # two sets of images
@@ -384,7 +405,7 @@ def real_floor(measure: Callable, # f(a, b) of two sets (pairwise) or f(a) of on
     a, b = split_halves(len(imgs), seed, labels)
     return measure([imgs[i] for i in a], [imgs[i] for i in b])
 
-# %% ../nbs/10_metrics.ipynb #7ef746d2
+# %% ../nbs/10_metrics.ipynb #801aeff9
 def _jsonable(x):
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)): return [_jsonable(v) for v in x]
@@ -406,22 +427,23 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
     ra, rb = split_halves(len(real), seed, labels_real)
     half = lambda idx: [real[i] for i in idx]
     r_gen, r_floor = spectrum_ratio(gen, real, n_oct), spectrum_ratio(half(ra), half(rb), n_oct)
+    def judged(r_gen, r_floor, ref): # the criterion over the bands the 8-bit reference resolves
+        ok = resolved_bands(ref, n_oct)
+        worst = lambda r: float(np.abs(np.log2(r))[ok].max()) if ok.any() else float("nan")
+        return {"ratio_gen_real": r_gen, "ratio_real_halves": r_floor, "resolved": ok,
+                "max_abs_log2_gen": worst(r_gen), "max_abs_log2_floor": worst(r_floor),
+                "within_factor_2": bool((np.abs(np.log2(r_gen))[ok] <= 1).all())}
     rep = {"n_gen": len(gen), "n_real": len(real), "seed": seed, "train_res": train_res,
            "speckle_fraction": {"gen": speckle_fraction(gen), "real_floor": speckle_fraction(real), "thresh": 64},
-           "spectrum": {"bands_cycles_per_image": [[2 ** j, 2 ** (j + 1)] for j in range(n_oct)],
-                        "ratio_gen_real": r_gen, "ratio_real_halves": r_floor,
-                        "max_abs_log2_gen": np.abs(np.log2(r_gen)).max(), "max_abs_log2_floor": np.abs(np.log2(r_floor)).max(),
-                        "within_factor_2": bool((np.abs(np.log2(r_gen)) <= 1).all())},
+           "spectrum": {"bands_cycles_per_image": [[2 ** j, 2 ** (j + 1)] for j in range(n_oct)], "window": "hann",
+                        **judged(r_gen, r_floor, real)},
            "colour_histogram_w1": {"gen": colour_histogram_distance(gen, real), "real_floor": colour_histogram_distance(half(ra), half(rb))},
            "control_accuracy": None, "cross_resolution": None}
     if smoothed_real_imgs is not None:
         sm = as_images(smoothed_real_imgs)
         if len(sm) != len(real): raise ValueError(f"smoothed_real_imgs: {len(sm)} images for {len(real)} real ones")
         s_gen, s_floor = spectrum_ratio(gen, sm, n_oct), spectrum_ratio([sm[i] for i in ra], [sm[i] for i in rb], n_oct)
-        rep["spectrum"]["vs_smoothed_real"] = {"ratio_gen_real": s_gen, "ratio_real_halves": s_floor,
-                                               "max_abs_log2_gen": np.abs(np.log2(s_gen)).max(),
-                                               "max_abs_log2_floor": np.abs(np.log2(s_floor)).max(),
-                                               "within_factor_2": bool((np.abs(np.log2(s_gen)) <= 1).all())}
+        rep["spectrum"]["vs_smoothed_real"] = judged(s_gen, s_floor, sm)
     if labels_gen is not None:
         if classifier is None and labels_real is None: raise ValueError("control accuracy needs a classifier or labels_real to train one")
         if classifier is None:

@@ -392,10 +392,10 @@ def read_comparison_csv(path: str|Path) -> list: # the `compare` lines
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: conv(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
 
-# %% ../nbs/13_tables.ipynb #b53b85e3
+# %% ../nbs/13_tables.ipynb #9720611d
 QUALITY_FIELDS = ("model", "method", "role", "status", "reason", "data_scale", "n_gen", "n_real",
                   "speckle_pct", "speckle_pct_floor", "octave_max_abs_log2", "octave_max_abs_log2_floor", "octave_A_max_abs_log2",
-                  "octave_A_max_abs_log2_floor", "octave_bands",
+                  "octave_A_max_abs_log2_floor", "octave_bands", "octave_judged", "octave_A_judged",
                   "colour_w1", "colour_w1_floor", "extractor",
                   "control_learned", "control_learned_floor", "control_learned_classifier",
                   "control_fixed", "control_fixed_floor", "control_fixed_classifier", "control_note",
@@ -407,9 +407,10 @@ DEFAULT_BASELINE = "same condition, the next seed"
 QUALITY_MEASURES = (
     "Speckle: % of interior pixels farther than 64 levels (of 255, some channel) from the median of their 8 neighbours "
     "and from every neighbour; floor: the real images",
-    "Octave: the largest |log2| over octave bands [2^j, 2^(j+1)) cycles per image, up to the training Nyquist R/2, of "
-    "the power ratio samples / real; floor: real half / real half. 'A u0': the same against the real images smoothed by "
-    "the model's mollifier A, which is what a function-space model is trained to generate",
+    "Octave: the largest |log2| of the power ratio samples / real (grey, Hann-windowed) over the octave bands "
+    "[2^j, 2^(j+1)) cycles per image up to the training Nyquist R/2 that the 8-bit real images resolve (power at least 10x "
+    "that of rounding to 8 bits; [k/n bands] when not all do); floor: real half / real half. 'A u0': the same against "
+    "the real images smoothed by the model's mollifier A, which is what a function-space model is trained to generate",
     "Colour: per-channel Wasserstein-1 distance of the pooled 64-bin colour histograms, as a fraction of the range, "
     "averaged over R, G, B; floor: real half vs real half",
     "Control: % of samples a classifier reads as the label they were drawn from; floor: its accuracy on real images it "
@@ -432,11 +433,13 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
     row.update(status="measured", data_scale=rec.get("data_scale"), n_gen=rec.get("n_gen"), n_real=rec.get("n_real"),
                speckle_pct=100 * sp["gen"], speckle_pct_floor=100 * sp["real_floor"],
                octave_max_abs_log2=oc["max_abs_log2_gen"], octave_max_abs_log2_floor=oc["max_abs_log2_floor"],
-               octave_bands=len(oc["bands_cycles_per_image"]), colour_w1=co["gen"], colour_w1_floor=co["real_floor"],
+               octave_bands=len(oc["bands_cycles_per_image"]), octave_judged=sum(oc.get("resolved") or [True] * len(oc["bands_cycles_per_image"])),
+               colour_w1=co["gen"], colour_w1_floor=co["real_floor"],
                extractor=sp.get("extractor"), sample_seeds=seed_list(rec.get("sample_seeds")))
     if "vs_smoothed_real" in oc:
-        row.update(octave_A_max_abs_log2=oc["vs_smoothed_real"]["max_abs_log2_gen"],
-                   octave_A_max_abs_log2_floor=oc["vs_smoothed_real"]["max_abs_log2_floor"])
+        sm = oc["vs_smoothed_real"]
+        row.update(octave_A_max_abs_log2=sm["max_abs_log2_gen"], octave_A_max_abs_log2_floor=sm["max_abs_log2_floor"],
+                   octave_A_judged=sum(sm.get("resolved") or [True] * len(oc["bands_cycles_per_image"])))
     ctrl = rec.get("control_accuracy") or {"skipped": "not recorded"}
     for k in ("learned", "fixed"):
         if k in ctrl:
@@ -453,10 +456,13 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
     row["cross_note"] = cross.get("skipped")
     return row
 
-# %% ../nbs/13_tables.ipynb #8cd0289c
+# %% ../nbs/13_tables.ipynb #6f04a30f
 def _vs(v, floor, fmt: str, unit: str = "") -> str:
     f = lambda x: "—" if x is None else f"{x:{fmt}}{unit}"
     return f"{f(v)} ({f(floor)})"
+
+def _judged(r, k) -> str: # " [k/n bands]" when the criterion was judged over fewer bands than there are
+    return "" if r[k] is None or r["octave_bands"] is None or int(r[k]) >= int(r["octave_bands"]) else f" [{int(r[k])}/{int(r['octave_bands'])} bands]"
 
 def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON records, one per model
                    title: str = "Sample quality") -> str:
@@ -481,8 +487,9 @@ def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON reco
                                for k, lab in CROSS_SCALES)
             if r["cross_baseline"] and r["cross_baseline"] != DEFAULT_BASELINE: cross += f" {note('baseline: ' + r['cross_baseline'])}"
         body.append([r["model"], r["method"], r["role"], _vs(r["speckle_pct"], r["speckle_pct_floor"], ".3f"),
-                     _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f") + ("" if r["octave_A_max_abs_log2"] is None else
-                     " · A u0 " + _vs(r["octave_A_max_abs_log2"], r["octave_A_max_abs_log2_floor"], ".2f")),
+                     _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f") + _judged(r, "octave_judged") +
+                     ("" if r["octave_A_max_abs_log2"] is None else
+                      " · A u0 " + _vs(r["octave_A_max_abs_log2"], r["octave_A_max_abs_log2_floor"], ".2f") + _judged(r, "octave_A_judged")),
                      _vs(r["colour_w1"], r["colour_w1_floor"], ".3f"), "; ".join(ctrl), cross])
     cap = [f"**{title}.** Pixel measures of each model's samples against its data role's real images at the same "
            "resolution R, each beside the same measure on real data alone (in parentheses: the real-vs-real floor; for "
