@@ -17,7 +17,7 @@ from .denoiser import denoise_chunked
 
 # %% auto #0
 __all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'step_noise_seed',
-           'sample_image', 'to_uint8', 'save_image', 'bench_sample', 'bench_noise']
+           'sample_image', 'to_uint8', 'save_image', 'bench_sample', 'bench_sample_8192', 'bench_noise']
 
 # %% ../nbs/09_sampler.ipynb #95c32e6a
 def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
@@ -127,7 +127,7 @@ def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
             Image.fromarray(a).save(tmp, format="PNG" if path.suffix.lower() == ".png" else None)
     return path
 
-# %% ../nbs/09_sampler.ipynb #1df86100
+# %% ../nbs/09_sampler.ipynb #fe7a66cc
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
     try:
@@ -150,9 +150,13 @@ def bench_sample(quick: bool = False, device="cpu",
                  chunk: int = 65_536,
                  profile_points: int = 1024 * 1024): # on CPU, torch's allocations are profiled (a second run) up to this many pixels
     import time
-    from infinity_brush.core import peak_memory
+    from torch.utils.flop_counter import FlopCounterMode
+    from infinity_brush.core import peak_memory, timeit
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
     device = torch.device(device)
+    n = 512 if quick else 2048                               # the same-run reference: an n x n float32 matmul
+    a = torch.randn(n, n, device=device)
+    matmul_gflops = 2 * n ** 3 / timeit(lambda: a @ a, repeat=3, device=device) / 1e9
     S = steps or (2 if quick else 1)
     torch.manual_seed(0)
     model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
@@ -165,14 +169,19 @@ def bench_sample(quick: bool = False, device="cpu",
         rss_before = _proc_status("VmRSS") if cpu else None
         rss_ok = cpu and _reset_peak_rss()
         t0 = time.perf_counter()
-        if cpu: img, mem = run(size), None                 # timed and RSS-measured without the profiler
-        else: img, mem = peak_memory(lambda: run(size), device=device)
+        with FlopCounterMode(display=False) as fc:           # counts matmul / conv / attention FLOPs as they run
+            if cpu: img, mem = run(size), None                 # timed and RSS-measured without the profiler
+            else: img, mem = peak_memory(lambda: run(size), device=device)
         total = time.perf_counter() - t0
         rss_peak = _peak_rss() if rss_ok else None
         if cpu and size * size <= profile_points: _, mem = peak_memory(lambda: run(size), device=device)
         per_step = max(total - noise_s, 0.0) / S
+        step_flops = fc.get_total_flops() / S
         yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
                "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
+               "step_gflop": step_flops / 1e9, "flops_how": "torch.utils.flop_counter.FlopCounterMode over the run (matmul, conv, attention)",
+               "gflops_achieved": step_flops / per_step / 1e9 if per_step > 0 else None, "matmul_gflops": matmul_gflops,
+               "matmul": f"{n}x{n} float32, same run", "fraction_of_matmul": step_flops / per_step / 1e9 / matmul_gflops if per_step > 0 else None,
                "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
                "peak_bytes": mem, "peak_bytes_how": ("torch.cuda.max_memory_allocated" if not cpu else
                    "CPU profiler, a second run" if mem is not None else f"not profiled above {profile_points} pixels"),
@@ -180,6 +189,12 @@ def bench_sample(quick: bool = False, device="cpu",
                "target_bytes": 6 * 2**30, "fits_target": None if rss_peak is None else rss_peak <= 6 * 2**30,
                "finite": bool(torch.isfinite(img).all())}
 
+
+@register_bench("sample_8192")
+def bench_sample_8192(quick: bool = False, device="cpu"):
+    "One DDIM step at 8192² (`--quick`: 2048²), the peak RSS beside the 8 GiB the issue allows."
+    for r in bench_sample(device=device, steps=1, sizes=(2048,) if quick else (8192,), profile_points=0):
+        yield {**r, "target_bytes": 8 * 2**30, "fits_target": None if r["process_peak_rss_bytes"] is None else r["process_peak_rss_bytes"] <= 8 * 2**30}
 
 # %% ../nbs/09_sampler.ipynb #e3fdd41c
 @register_bench("noise")
