@@ -127,7 +127,7 @@ def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
             Image.fromarray(a).save(tmp, format="PNG" if path.suffix.lower() == ".png" else None)
     return path
 
-# %% ../nbs/09_sampler.ipynb #fe7a66cc
+# %% ../nbs/09_sampler.ipynb #4d2ddfe2
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
     try:
