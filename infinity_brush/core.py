@@ -12,7 +12,7 @@ import torch
 
 # %% auto #0
 __all__ = ['BENCHES', 'grid_coords', 'pixel_to_coords', 'coords_to_pixel', 'seed_everything', 'default_device', 'PeakMemory',
-           'peak_memory', 'atomic_path', 'write_json', 'register_bench', 'timeit']
+           'peak_memory', 'atomic_path', 'write_json', 'register_bench', 'timeit', 'matmul_gflops']
 
 # %% ../nbs/00_core.ipynb #85714005
 def grid_coords(h: int, # number of rows
@@ -99,7 +99,7 @@ def write_json(obj, path: str|Path):
     "Write `obj` as indented JSON, atomically."
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
 
-# %% ../nbs/00_core.ipynb #4530c1ea
+# %% ../nbs/00_core.ipynb #528b6563
 BENCHES: dict = {}
 
 def register_bench(name: str): # benchmark name used on the command line
@@ -117,3 +117,8 @@ def timeit(fn: Callable, repeat: int = 3, warmup: int = 1, device=None) -> float
     for _ in range(repeat):
         t0 = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
+
+def matmul_gflops(n: int, device=None, repeat: int = 3) -> float: # GFLOP/s of an n x n float32 matmul, timed now
+    "The dense-arithmetic reference of a benchmark: the rate of an n×n float32 matmul, measured in the same run."
+    a = torch.randn(n, n, device=device)
+    return 2 * n ** 3 / timeit(lambda: a @ a, repeat=repeat, device=device) / 1e9

@@ -260,7 +260,7 @@ def speckle_fraction(imgs, # images (see `as_images`)
     "Fraction of isolated outlier pixels, averaged over the images."
     return float(np.mean([speckle_map(a, thresh).mean() for a in as_images(imgs)]))
 
-# %% ../nbs/10_metrics.ipynb #59ea71fa
+# %% ../nbs/10_metrics.ipynb #55974d81
 def _window(n: int) -> np.ndarray: return np.hanning(n + 2)[1:-1]   # a Hann window with no zero weights
 
 def _power2d(img, window: str|None = "hann"):
@@ -273,7 +273,13 @@ def _power2d(img, window: str|None = "hann"):
         w = np.outer(_window(H), _window(W))
         P = np.abs(np.fft.fft2(g * w)) ** 2 / (H * W * (w ** 2).sum())   # white noise of variance s²: E sum P = s²
     else: raise ValueError(f"unknown window {window!r}; choose 'hann' or None")
-    return P, np.hypot(*np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij"))
+    return P, _radius(H, W)
+
+def _radius(H: int, W: int) -> np.ndarray: # (H, W) |k| in cycles per image at each FFT bin
+    return np.hypot(*np.meshgrid(np.fft.fftfreq(H) * H, np.fft.fftfreq(W) * W, indexing="ij"))
+
+def _band_sums(P: np.ndarray, k: np.ndarray, n: int) -> list: # the sum of P over each octave band [2^j, 2^(j+1))
+    return [P[(k >= 2 ** j) & (k < 2 ** (j + 1))].sum() for j in range(n)]
 
 def radial_power_spectrum(img: np.ndarray, window: str|None = "hann") -> tuple: # (freqs (n,) cycles per image, power (n,)), n = min(H, W) // 2
     "Radially averaged power spectrum of the mean-subtracted grey image (Hann-windowed; None: the periodic FFT)."
@@ -294,8 +300,7 @@ def octave_power(imgs, # images (see `as_images`), any sizes
     n = top if n_octaves is None else int(n_octaves)
     if n > top: raise ValueError(f"{n} octaves asked, but the smallest image resolves {top} (Nyquist {2 ** top} cycles per image)")
     def bands(a):
-        P, k = _power2d(a, window)
-        return [P[(k >= 2 ** j) & (k < 2 ** (j + 1))].sum() for j in range(n)]
+        return _band_sums(*_power2d(a, window), n)
     return np.mean([bands(a) for a in imgs], 0)
 
 def spectrum_ratio(gen, real, # two sets of images
@@ -308,14 +313,17 @@ def spectrum_ratio(gen, real, # two sets of images
 def rounding_floor(size: int, # image side (square; the smaller side of a rectangle)
                    n_octaves: int) -> np.ndarray: # (n_octaves,) power per band of 8-bit rounding noise in the grey image
     "Power per octave band that rounding to 8 bits alone puts in the grey image: white, variance 1/(36·255²)."
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size) * size, np.fft.fftfreq(size) * size, indexing="ij"))
-    return np.array([((k >= 2 ** j) & (k < 2 ** (j + 1))).mean() for j in range(n_octaves)]) / (36 * 255 ** 2)
+    k = _radius(size, size)
+    return np.array(_band_sums(np.full(k.shape, 1 / k.size), k, n_octaves)) / (36 * 255 ** 2)
 
 def resolved_bands(real, # real images (see `as_images`)
                    n_octaves: int, margin: float = 10.0) -> np.ndarray: # (n_octaves,) bool
     "Octave bands in which the real images' power exceeds `margin` times the 8-bit rounding noise's: where a ratio means something."
     real = as_images(real)
-    return octave_power(real, n_octaves) >= margin * rounding_floor(min(min(a.shape[:2]) for a in real), n_octaves)
+    return _resolved(octave_power(real, n_octaves), real, margin)
+
+def _resolved(E: np.ndarray, real: list, margin: float = 10.0) -> np.ndarray: # `resolved_bands` from the real images' `octave_power` E
+    return E >= margin * rounding_floor(min(min(a.shape[:2]) for a in real), len(E))
 
 # %% ../nbs/10_metrics.ipynb #bba67c5b
 def colour_histogram_distance(imgs_a, imgs_b, # two sets of images
@@ -405,7 +413,7 @@ def real_floor(measure: Callable, # f(a, b) of two sets (pairwise) or f(a) of on
     a, b = split_halves(len(imgs), seed, labels)
     return measure([imgs[i] for i in a], [imgs[i] for i in b])
 
-# %% ../nbs/10_metrics.ipynb #801aeff9
+# %% ../nbs/10_metrics.ipynb #b098a0a5
 def _jsonable(x):
     if isinstance(x, dict): return {str(k): _jsonable(v) for k, v in x.items()}
     if isinstance(x, (list, tuple, np.ndarray)): return [_jsonable(v) for v in x]
@@ -426,9 +434,10 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
     n_oct = octaves_of(train_res) if train_res else octaves_of(min(min(a.shape[:2]) for a in gen + real))
     ra, rb = split_halves(len(real), seed, labels_real)
     half = lambda idx: [real[i] for i in idx]
-    r_gen, r_floor = spectrum_ratio(gen, real, n_oct), spectrum_ratio(half(ra), half(rb), n_oct)
-    def judged(r_gen, r_floor, ref): # the criterion over the bands the 8-bit reference resolves
-        ok = resolved_bands(ref, n_oct)
+    E_gen = octave_power(gen, n_oct)                                      # each set's spectrum once
+    def judged(ref): # ratios to the reference, its halves' floor, and the criterion over the bands it resolves (8 bits)
+        E_ref = octave_power(ref, n_oct)
+        r_gen, r_floor, ok = E_gen / E_ref, spectrum_ratio([ref[i] for i in ra], [ref[i] for i in rb], n_oct), _resolved(E_ref, ref)
         worst = lambda r: float(np.abs(np.log2(r))[ok].max()) if ok.any() else float("nan")
         return {"ratio_gen_real": r_gen, "ratio_real_halves": r_floor, "resolved": ok,
                 "max_abs_log2_gen": worst(r_gen), "max_abs_log2_floor": worst(r_floor),
@@ -436,14 +445,13 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
     rep = {"n_gen": len(gen), "n_real": len(real), "seed": seed, "train_res": train_res,
            "speckle_fraction": {"gen": speckle_fraction(gen), "real_floor": speckle_fraction(real), "thresh": 64},
            "spectrum": {"bands_cycles_per_image": [[2 ** j, 2 ** (j + 1)] for j in range(n_oct)], "window": "hann",
-                        **judged(r_gen, r_floor, real)},
+                        **judged(real)},
            "colour_histogram_w1": {"gen": colour_histogram_distance(gen, real), "real_floor": colour_histogram_distance(half(ra), half(rb))},
            "control_accuracy": None, "cross_resolution": None}
     if smoothed_real_imgs is not None:
         sm = as_images(smoothed_real_imgs)
         if len(sm) != len(real): raise ValueError(f"smoothed_real_imgs: {len(sm)} images for {len(real)} real ones")
-        s_gen, s_floor = spectrum_ratio(gen, sm, n_oct), spectrum_ratio([sm[i] for i in ra], [sm[i] for i in rb], n_oct)
-        rep["spectrum"]["vs_smoothed_real"] = judged(s_gen, s_floor, sm)
+        rep["spectrum"]["vs_smoothed_real"] = judged(sm)
     if labels_gen is not None:
         if classifier is None and labels_real is None: raise ValueError("control accuracy needs a classifier or labels_real to train one")
         if classifier is None:
