@@ -62,7 +62,10 @@ class ArraySource(ImageSource):
         if arr.ndim != 3: raise ValueError(f"{self.path.name}: shape {arr.shape}, expected (H, W) or (H, W, C)")
         if arr.dtype != np.uint8: raise ValueError(f"{self.path.name}: dtype {arr.dtype}, only 8-bit (uint8) images are supported")
         self.arr, self.kind, self._shape = arr, kind, tuple(arr.shape)
-    def _read(self, r, c): return np.asarray(self.arr[r, c])
+    def _read(self, r, c):   # one flat index into a C-contiguous array: ~3x faster than (rows, cols) fancy indexing
+        a = self.arr
+        if a.flags.c_contiguous: return np.take(a.reshape(-1, a.shape[-1]), r * a.shape[1] + c, axis=0)
+        return np.asarray(a[r, c])
     def _region(self, y, x, h, w): return np.asarray(self.arr[y:y + h, x:x + w])
     def read_full(self): return self.arr
 
@@ -211,7 +214,7 @@ def read_image(path: str|Path, # image file
 # %% ../nbs/07_data.ipynb #037f3a70
 def to_values(u8) -> torch.Tensor: # float32 in [-1, 1]
     "uint8 pixel values (array or tensor) scaled to [-1, 1]."
-    t = u8.to(torch.float32) if isinstance(u8, torch.Tensor) else torch.from_numpy(np.asarray(u8, dtype=np.float32))
+    t = (u8 if isinstance(u8, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(u8))).to(torch.float32)   # exact
     return t / 127.5 - 1
 
 def to_uint8(v: torch.Tensor|np.ndarray) -> np.ndarray: # uint8, the inverse of `to_values` (clipped)

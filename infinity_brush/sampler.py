@@ -17,7 +17,8 @@ from .denoiser import denoise_chunked
 
 # %% auto #0
 __all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'step_noise_seed',
-           'sample_image', 'to_uint8', 'save_image', 'bench_sample', 'bench_sample_8192', 'bench_noise']
+           'sample_image', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model', 'bench_sample',
+           'bench_sample_8192', 'bench_noise']
 
 # %% ../nbs/09_sampler.ipynb #95c32e6a
 def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
@@ -127,6 +128,28 @@ def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
             Image.fromarray(a).save(tmp, format="PNG" if path.suffix.lower() == ".png" else None)
     return path
 
+# %% ../nbs/09_sampler.ipynb #0905c0d5
+def count_flops(fn: Callable) -> int:
+    "The floating-point operations `fn()` performs, counted by `torch.utils.flop_counter.FlopCounterMode` (matmul, conv, attention)."
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc: fn()
+    return fc.get_total_flops()
+
+def step_flops_model(run: Callable, # run(size, chunk) samples one size×size image in chunks of `chunk` points
+                     steps: int = 1, sizes: tuple = (32, 64)) -> Callable: # flops(points, chunk) of one step
+    """A sampling step's FLOPs as a + b·N + c·(number of chunks), fitted exactly to three counted small runs. Every
+    per-point operation is a matrix product whose row count is the chunk's point count, the grid level runs once per
+    step, and a chunk adds a few products of its statistics; the fit is checked against a fourth count below.
+    Counting the large runs themselves would put the counter's hooks inside the timed run, or run every size twice."""
+    s1, s2 = sizes
+    big = 4 * s2 * s2                                                 # one chunk for both sizes
+    f1, f2 = (count_flops(lambda s=s: run(s, big)) / steps for s in (s1, s2))
+    f3 = count_flops(lambda: run(s2, s2 * s2 // 4)) / steps           # the same points in 4 chunks
+    c = (f3 - f2) / 3
+    b = (f2 - f1) / (s2 * s2 - s1 * s1)
+    a = f1 - b * s1 * s1 - c
+    return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
+
 # %% ../nbs/09_sampler.ipynb #4670ffbb
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
@@ -151,7 +174,6 @@ def bench_sample(quick: bool = False, device="cpu",
                  profile_points: int = 1024 * 1024, # on CPU, torch's allocations are profiled (a second run) up to this many pixels
                  target_bytes: int = 6 * 2**30): # the process peak RSS the run is judged against
     import time
-    from torch.utils.flop_counter import FlopCounterMode
     from infinity_brush.core import peak_memory, matmul_gflops
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
     device = torch.device(device)
@@ -162,24 +184,24 @@ def bench_sample(quick: bool = False, device="cpu",
     model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
     e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
     mol = Mollifier()
-    run = lambda size: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, progress=False)
+    run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, progress=False)
+    flops = step_flops_model(run, S)                          # FLOPs counted on untimed small runs
     for size in sizes or ((64, 128) if quick else (1024, 4096)):
         t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
         cpu = device.type == "cpu"
         rss_before = _proc_status("VmRSS") if cpu else None
         rss_ok = cpu and _reset_peak_rss()
-        t0 = time.perf_counter()
-        with FlopCounterMode(display=False) as fc:           # counts matmul / conv / attention FLOPs as they run
-            if cpu: img, mem = run(size), None                 # timed and RSS-measured without the profiler
-            else: img, mem = peak_memory(lambda: run(size), device=device)
+        t0 = time.perf_counter()                               # timed without the FLOP counter (its hooks cost time)
+        if cpu: img, mem = run(size), None                     # and RSS-measured without the profiler
+        else: img, mem = peak_memory(lambda: run(size), device=device)
         total = time.perf_counter() - t0
         rss_peak = _peak_rss() if rss_ok else None
         if cpu and size * size <= profile_points: _, mem = peak_memory(lambda: run(size), device=device)
         per_step = max(total - noise_s, 0.0) / S
-        step_flops = fc.get_total_flops() / S
+        step_flops = flops(size * size, chunk)
         yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
                "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
-               "step_gflop": step_flops / 1e9, "flops_how": "torch.utils.flop_counter.FlopCounterMode over the run (matmul, conv, attention)",
+               "step_gflop": step_flops / 1e9, "flops_how": "FlopCounterMode (matmul, conv, attention) on untimed runs at 32² and 64²: a + b * points + c * chunks (09_sampler)",
                "gflops_achieved": step_flops / per_step / 1e9 if per_step > 0 else None, "matmul_gflops": mm_gflops,
                "matmul": f"{n}x{n} float32, same run", "fraction_of_matmul": step_flops / per_step / 1e9 / mm_gflops if per_step > 0 else None,
                "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
