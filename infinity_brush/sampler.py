@@ -74,8 +74,11 @@ def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
     return out
 
 def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None) -> torch.Tensor:
-    "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`."
-    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2").float()
+    "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed a channel at a time (a third of the float64 work memory)."
+    white = consistent_white_noise(seed, channels, h, w, base, torch.float64)
+    out = torch.empty(white.shape, dtype=torch.float32, device=white.device)
+    for c in range(channels): out[c] = smooth_grid_fft(white[c:c + 1], mol, normalise="l2")[0]
+    return out
 
 # %% ../nbs/09_sampler.ipynb #e255b8bb
 def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
