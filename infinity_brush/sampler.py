@@ -74,11 +74,8 @@ def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
     return out
 
 def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None) -> torch.Tensor:
-    "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed a channel at a time (a third of the float64 work memory)."
-    white = consistent_white_noise(seed, channels, h, w, base, torch.float64)
-    out = torch.empty(white.shape, dtype=torch.float32, device=white.device)
-    for c in range(channels): out[c] = smooth_grid_fft(white[c:c + 1], mol, normalise="l2")[0]
-    return out
+    "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed in float64 and kept in float32."
+    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2", dtype=torch.float32)
 
 # %% ../nbs/09_sampler.ipynb #e255b8bb
 def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
@@ -142,7 +139,7 @@ def step_flops_model(run: Callable, # run(size, chunk) samples one size×size im
                      steps: int = 1, sizes: tuple = (32, 64)) -> Callable: # flops(points, chunk) of one step
     """A sampling step's FLOPs as a + b·N + c·(number of chunks), fitted exactly to three counted small runs. Every
     per-point operation is a matrix product whose row count is the chunk's point count, the grid level runs once per
-    step, and a chunk adds a few products of its statistics; the fit is checked against a fourth count below.
+    step, and a chunk adds a few products of its statistics; the fit is checked against three other counts below.
     Counting the large runs themselves would put the counter's hooks inside the timed run, or run every size twice."""
     s1, s2 = sizes
     big = 4 * s2 * s2                                                 # one chunk for both sizes

@@ -259,16 +259,21 @@ def _correlate(x: torch.Tensor, # (..., n + 2R, m) or (..., m, n + 2R): a signal
 
 def smooth_grid_fft(field: torch.Tensor, # (C, H, W) values on the full grid
                     mol: Mollifier, normalise: str = "sum",
-                    strip: int = 256) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
-    "`smooth_grid` by FFT, a strip at a time: the same reflective padding and truncated kernel, O(log n) per pixel."
+                    strip: int = 256,
+                    dtype: torch.dtype|None = None, # of the result (default: the field's); each channel is cast as it is done
+                   ) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
+    "`smooth_grid` by FFT, a channel and a strip at a time: the same reflective padding and truncated kernel, O(log n) per pixel."
     if field.ndim != 3: raise ValueError(f"expected (C, H, W), got {tuple(field.shape)}")
     C, H, W = field.shape
     ky, kx = _kernels(mol, H, W, normalise)
     Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
     iy = reflect_index(torch.arange(-Ry, H + Ry, device=field.device), H)
     ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
-    t = _correlate(field[:, iy], ky, -2, strip)                                   # down the columns first, as smooth_grid
-    return _correlate(t[:, :, ix], kx, -1, strip)
+    out = torch.empty(field.shape, dtype=dtype or field.dtype, device=field.device)
+    for c in range(C):                                   # one channel's padded copies at a time: a C-th of the work memory
+        t = _correlate(field[c:c + 1, iy], ky, -2, strip)                         # down the columns first, as smooth_grid
+        out[c] = _correlate(t[:, :, ix], kx, -1, strip)[0]
+    return out
 
 # %% ../nbs/02_smoothing.ipynb #392bd926
 def smooth_image(img: np.ndarray, # (H, W, C) uint8, a saved image
