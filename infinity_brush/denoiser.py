@@ -139,8 +139,13 @@ class ConditionTokens:
         return tok.reshape(B, *self.cond_pos.shape) + self.cond_pos
 
 # %% ../nbs/06_denoiser.ipynb #0b6a5f08
-def _combine_stats(parts: list) -> list: # one `reduce` result per chunk -> their sum (the statistics of all points)
-    return [tuple(sum(p[j][m] for p in parts) for m in range(3)) for j in range(len(parts[0]))]
+def _add_stats(acc: list|None, # the running sum so far (None before the first chunk)
+               part: list) -> list: # one chunk's `reduce` result -> the running sum (the statistics of all points at the end)
+    "Add one chunk's summable statistics to the running sum, in place: the same sums, in chunk order, with no list of chunks kept."
+    if acc is None: return [tuple(m.clone() for m in p) for p in part]
+    for a, p in zip(acc, part):
+        for am, pm in zip(a, p): am.add_(pm)
+    return acc
 
 class InfinityBrushDenoiser(ConditionTokens, nn.Module):
     "ξ_θ(u_t, e, t) at any points: `model(x, coords, t, cond=None) -> (B, N, C)`."
@@ -219,7 +224,9 @@ def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch
         O = model.grid_pass(chunks(), ctx)
         stats = []
         for l, blk in enumerate(model.blocks):
-            stats.append(_combine_stats([blk.attn_stats(model.features(xc, cc, O, ctx, stats, l)) for xc, cc in chunks()]))
+            acc = None
+            for xc, cc in chunks(): acc = _add_stats(acc, blk.attn_stats(model.features(xc, cc, O, ctx, stats, l)))
+            stats.append(acc)
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device) if out is None else out
         for s, (xc, cc) in zip(tqdm(range(0, N, chunk), desc="denoiser", disable=not progress), chunks()):
             out[:, s:s + chunk] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks))).to(out.dtype)
