@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
-    s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once (memory, not result)")
+    s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once, rounded down to a multiple of 4096 (memory only: the image is bit-identical for every chunk on CPU)")
     s.add_argument("--deblur", action="store_true", help="apply the Wiener inverse of A to the result")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     s.add_argument("--out", default="sample.png", help=".png, or .tif for a tiled BigTIFF")

@@ -12,12 +12,13 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 from .core import register_bench, timeit, peak_memory, grid_coords, matmul_gflops
-from .operators import CANO, LinearSelfAttention
+from .operators import CANO, LinearSelfAttention, add_block_stats
 from .uno import GridLevel, GridConfig
 
 # %% auto #0
 __all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'default_grid', 'SparseBlock',
-           'ConditionTokens', 'InfinityBrushDenoiser', 'denoise_chunked', 'bench_denoiser', 'bench_denoiser_4096']
+           'ConditionTokens', 'InfinityBrushDenoiser', 'chunk_bounds', 'denoise_chunked', 'bench_denoiser',
+           'bench_denoiser_4096']
 
 # %% ../nbs/06_denoiser.ipynb #05c05dc4
 Conditioning = Literal["cano+grid", "grid", "none"]
@@ -77,7 +78,7 @@ def default_grid(resolution: int, # side R of the training images, in pixels
     g = min(resolution // 2, math.isqrt(n_points))
     return max(multiple, g // multiple * multiple)
 
-# %% ../nbs/06_denoiser.ipynb #8efc46e7
+# %% ../nbs/06_denoiser.ipynb #e05a39bf
 class SparseBlock(nn.Module):
     def __init__(self, cfg: DenoiserConfig):
         super().__init__()
@@ -91,6 +92,8 @@ class SparseBlock(nn.Module):
         self.mlp = nn.Sequential(nn.Linear(d, 4 * d), nn.GELU(), nn.Linear(4 * d, d))
     def attn_stats(self, h): # (B, n, d) -> the self-attention's summable statistics over these points
         return self.attn.reduce(self.n3(h))
+    def attn_stats_blocks(self, h, block: int): # the same per block of `block` points (`add_block_stats`)
+        return self.attn.reduce_blocks(self.n3(h), block)
     def apply(self, h, stats, ctx): # (B, n, d), stats of *all* points, the context -> (B, n, d)
         if self.use_cano: h = h + self.cano.apply(self.n2(h), ctx["cano"][self])
         h = h + self.attn.apply(self.n3(h), stats)
@@ -138,15 +141,7 @@ class ConditionTokens:
             if cond_drop_mask is not None: tok = torch.where(cond_drop_mask.to(device)[:, None], self.null.expand(B, -1), tok)
         return tok.reshape(B, *self.cond_pos.shape) + self.cond_pos
 
-# %% ../nbs/06_denoiser.ipynb #0b6a5f08
-def _add_stats(acc: list|None, # the running sum so far (None before the first chunk)
-               part: list) -> list: # one chunk's `reduce` result -> the running sum (the statistics of all points at the end)
-    "Add one chunk's summable statistics to the running sum, in place: the same sums, in chunk order, with no list of chunks kept."
-    if acc is None: return [tuple(m.clone() for m in p) for p in part]
-    for a, p in zip(acc, part):
-        for am, pm in zip(a, p): am.add_(pm)
-    return acc
-
+# %% ../nbs/06_denoiser.ipynb #28c14ab7
 class InfinityBrushDenoiser(ConditionTokens, nn.Module):
     "ξ_θ(u_t, e, t) at any points: `model(x, coords, t, cond=None) -> (B, N, C)`."
     def __init__(self, cfg: DenoiserConfig = DenoiserConfig()):
@@ -179,10 +174,10 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
             ctx["cano"] = {blk: blk.cano.reduce(sets) for blk in self.blocks}
         return ctx
 
-    def grid_pass(self, chunks, ctx: dict) -> torch.Tensor: # chunks: iterable of (x (B, n, C), coords (B, n, 2)) -> (B, d, G, G)
-        "The first pass: splat $[u_t, u_t^2]$ of all points onto the grid, then the UNet."
+    def grid_pass(self, chunks, ctx: dict, block: int|None = None) -> torch.Tensor: # chunks: iterable of (x (B, n, C), coords (B, n, 2)) -> (B, d, G, G)
+        "The first pass: splat $[u_t, u_t^2]$ of all points onto the grid (summed by blocks of points with `block`), then the UNet."
         acc = self.grid.accumulator()
-        for x, c in chunks: acc.update(torch.cat([x, x * x], -1), c)
+        for x, c in chunks: acc.update(torch.cat([x, x * x], -1), c, block=block)
         return self.grid.grid_forward(acc.grid().to(ctx["temb"].dtype), ctx["temb"], ctx["cond_tokens"] if self.conditional else None)
 
     def lift_points(self, x, coords, O) -> torch.Tensor: # (B, n, C), (B, n, 2), the grid output -> (B, n, d)
@@ -209,27 +204,35 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         for blk in self.blocks: h = blk.apply(h, blk.attn_stats(h), ctx)
         return self.head(h)
 
-# %% ../nbs/06_denoiser.ipynb #5641b804
+# %% ../nbs/06_denoiser.ipynb #e60793c8
+def chunk_bounds(N: int, chunk: int, block: int) -> list: # [(start, stop), ...] covering range(N)
+    "Chunks of whole blocks: `chunk` rounded down to a multiple of `block` (at least one block); a last chunk of one point joins the one before."
+    if chunk < 1 or block < 1: raise ValueError(f"chunk and block must be positive, got {chunk} and {block}")
+    chunk = max(block, chunk // block * block)
+    starts = list(range(0, N, chunk))
+    if len(starts) > 1 and N - starts[-1] == 1: starts.pop()          # a 1-row matrix product rounds differently
+    return list(zip(starts, starts[1:] + [N]))
+
 def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch.Tensor, t: torch.Tensor, cond=None,
                     chunk: int = 65_536, progress: bool = False, out: torch.Tensor|None = None,
+                    block: int = 4096, # points per reduction block: the output is bit-identical for every chunk size (CPU)
                    ) -> torch.Tensor: # (B, N, C)
     "The denoiser over any number of points with memory for one chunk (plus the grid)."
-    if chunk < 1: raise ValueError(f"chunk must be positive, got {chunk}")
     dev = next(model.parameters()).device
     amp = dev.type == "cuda"
-    N = x.shape[1]
-    chunks = lambda: ((x[:, s:s + chunk].to(dev), coords[:, s:s + chunk].to(dev)) for s in range(0, N, chunk))
+    bounds = chunk_bounds(x.shape[1], chunk, block)
+    chunks = lambda: ((x[:, a:b].to(dev), coords[:, a:b].to(dev)) for a, b in bounds)
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
         ctx = model.context(t.to(dev), None if cond is None else cond.to(dev), None, x.shape[0], dev)
-        O = model.grid_pass(chunks(), ctx)
+        O = model.grid_pass(chunks(), ctx, block=block)
         stats = []
         for l, blk in enumerate(model.blocks):
             acc = None
-            for xc, cc in chunks(): acc = _add_stats(acc, blk.attn_stats(model.features(xc, cc, O, ctx, stats, l)))
-            stats.append(acc)
+            for xc, cc in chunks(): acc = add_block_stats(acc, blk.attn_stats_blocks(model.features(xc, cc, O, ctx, stats, l), block))
+            stats.append([tuple(m.float() for m in s) for s in acc])
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device) if out is None else out
-        for s, (xc, cc) in zip(tqdm(range(0, N, chunk), desc="denoiser", disable=not progress), chunks()):
-            out[:, s:s + chunk] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks))).to(out.dtype)
+        for (a, b), (xc, cc) in zip(tqdm(bounds, desc="denoiser", disable=not progress), chunks()):
+            out[:, a:b] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks))).to(out.dtype)
     return out
 
 # %% ../nbs/06_denoiser.ipynb #3df4baa4

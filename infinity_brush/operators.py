@@ -10,9 +10,9 @@ import torch.nn.functional as F
 from .core import register_bench, timeit, peak_memory
 
 # %% auto #0
-__all__ = ['LinearAttentionStats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'bench_cano']
+__all__ = ['LinearAttentionStats', 'add_block_stats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'bench_cano']
 
-# %% ../nbs/04_operators.ipynb #4900b42f
+# %% ../nbs/04_operators.ipynb #80320285
 def _heads(x, H): return x.reshape(*x.shape[:-1], H, x.shape[-1] // H)
 
 class LinearAttentionStats(nn.Module):
@@ -27,10 +27,31 @@ class LinearAttentionStats(nn.Module):
         if weight is not None: k = k * weight[..., None, None]
         kv = torch.einsum("bnhd,bnhe->bhde", k, v)
         return kv, k.sum(1), torch.full((y.shape[0],), float(y.shape[1]) if weight is None else 0.0, device=y.device) + (0 if weight is None else weight.sum(1))
+    def reduce_blocks(self, y: torch.Tensor, # (B, n, d_in)
+                      block: int) -> tuple: # kv (B, nb, H, dh, dh), ks (B, nb, H, dh), count (B, nb)
+        "The statistics of each block of `block` consecutive points (the last may be shorter), computed alike wherever the block lies in `y`."
+        k = _heads(self.k(y), self.heads).softmax(-1)                   # (B, n, H, dh)
+        v = _heads(self.v(y), self.heads)
+        B, n, H, dh = k.shape
+        v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)            # Σ k̃ is the last column of Σ k̃ ⊗ [v, 1]
+        full = n // block * block
+        kv1 = torch.cat([torch.einsum("bknhd,bknhe->bkhde", k[:, a:b].reshape(B, -1, m, H, dh), v1[:, a:b].reshape(B, -1, m, H, dh + 1))
+                         for a, b, m in ((0, full, block), (full, n, n - full)) if b > a], 1)
+        sizes = [float(block)] * (full // block) + ([float(n - full)] if n > full else [])
+        return kv1[..., :dh], kv1[..., dh], torch.tensor(sizes, dtype=kv1.dtype, device=y.device).expand(B, -1)
 
 def _combine(stats_list):
     kv = sum(s[0] for s in stats_list); ks = sum(s[1] for s in stats_list); n = sum(s[2] for s in stats_list)
     return kv, ks, n
+
+def add_block_stats(acc: list|None, # float64 running sums, one (kv, ks, count) per set (None before the first chunk)
+                    part: list) -> list: # one `reduce_blocks` result per set
+    "Add every block's statistics to float64 running sums, one block after another: the sums of blocks in a fixed order."
+    if acc is None: acc = [tuple(torch.zeros_like(m[:, 0], dtype=torch.float64) for m in p) for p in part]
+    for a, p in zip(acc, part):
+        for j in range(p[0].shape[1]):
+            for am, pm in zip(a, p): am.add_(pm[:, j])
+    return acc
 
 # %% ../nbs/04_operators.ipynb #a1c3e2d0
 class CANO(nn.Module):
@@ -74,12 +95,13 @@ def cano_naive(cano: CANO, h: torch.Tensor, ys: list) -> torch.Tensor:
                     z[b, m, hh] = z[b, m, hh] + sum(alpha * dots[i] * v[b, i, hh] for i in range(y.shape[1])) / len(ys)
     return cano.out(z.reshape(B, M, D))
 
-# %% ../nbs/04_operators.ipynb #db20d974
+# %% ../nbs/04_operators.ipynb #a77f127e
 class LinearSelfAttention(nn.Module):
     "Self-attention neural operator in the normalised linear form (CANO with one set: the points themselves)."
     def __init__(self, dim: int, heads: int = 4):
         super().__init__(); self.op = CANO(dim, heads, n_sets=1)
     def reduce(self, h) -> list: return self.op.reduce([h])   # h (B, N, dim) the points' features, or a list of chunks
+    def reduce_blocks(self, h, block: int) -> list: return [self.op.sets[0].reduce_blocks(h, block)]   # per block of points (`add_block_stats`)
     def apply(self, h, stats) -> torch.Tensor: return self.op.apply(h, stats)
     def forward(self, h): return self.apply(h, self.reduce(h))
 

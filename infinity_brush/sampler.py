@@ -77,7 +77,7 @@ def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mol
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed in float64 and kept in float32."
     return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2", dtype=torch.float32)
 
-# %% ../nbs/09_sampler.ipynb #e255b8bb
+# %% ../nbs/09_sampler.ipynb #1e98e6af
 def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
     "A seed for step i of the chain started from `seed`, distinct for every (seed, i) up to 32-bit hash collisions."
     h = hash32(hash32(torch.tensor(seed, dtype=torch.int64)) ^ hash32(torch.tensor(i + 0x5BD1E995, dtype=torch.int64)))
@@ -89,6 +89,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
                  cond=None, # (1,) label, (1, D) embedding, or None (unconditional / null condition)
                  *, mol: Mollifier = Mollifier(), sched: Schedule|None = None, steps: int = 50, eta: float = 0.0,
                  guidance: float = 1.0, param: str = "v", seed: int = 0, chunk: int = 65_536,
+                 block: int = 4096, # points per reduction block (`denoise_chunked`): any chunk size gives the same image
                  consistent_noise: bool = True, deblur: bool = False, progress: bool = True,
                  callback: Callable|None = None,
                  clip: float|None = 1.0, # clamp each predicted A u0 to [-clip, clip] (03_diffusion); None: never
@@ -102,7 +103,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
     x = flat(noise(seed))
     coords = grid_coords(h, w)[None]
-    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk)
+    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, block=block)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
                       noise_fn=lambda i: flat(noise(step_noise_seed(seed, i))), callback=callback, disable=not progress)
@@ -150,7 +151,7 @@ def step_flops_model(run: Callable, # run(size, chunk) samples one size×size im
     a = f1 - b * s1 * s1 - c
     return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
 
-# %% ../nbs/09_sampler.ipynb #4670ffbb
+# %% ../nbs/09_sampler.ipynb #0a26df87
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
     try:
@@ -184,7 +185,7 @@ def bench_sample(quick: bool = False, device="cpu",
     model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
     e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
     mol = Mollifier()
-    run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, progress=False)
+    run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, block=min(4096, chunk), progress=False)
     flops = step_flops_model(run, S)                          # FLOPs counted on untimed small runs
     for size in sizes or ((64, 128) if quick else (1024, 4096)):
         t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0

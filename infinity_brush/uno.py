@@ -22,7 +22,7 @@ except Exception:  # not installed, or built for another torch / CUDA
 __all__ = ['AttnBackend', 'SplatAccumulator', 'points_to_grid', 'grid_to_points', 'GridConfig', 'ResBlock', 'attention',
            'GridAttention', 'GridUNet', 'GridLevel', 'bench_grid']
 
-# %% ../nbs/05_uno.ipynb #ae7e1cde
+# %% ../nbs/05_uno.ipynb #3fe60767
 class SplatAccumulator:
     "Density-normalised Gaussian splat of point features onto the cell centres of a `size`² grid, accumulated chunk by chunk."
     def __init__(self, size: int, # grid side G
@@ -37,7 +37,8 @@ class SplatAccumulator:
         self.num = self.den = None   # (B*G*G, C) and (B*G*G,) float64 sums
 
     def update(self, feats: torch.Tensor, # (B, n, C) features of one chunk of points
-               coords: torch.Tensor): # (B, n, 2) their (row, col) coordinates in [0,1]^2
+               coords: torch.Tensor, # (B, n, 2) their (row, col) coordinates in [0,1]^2
+               block: int|None = None): # sum each block of this many consecutive points apart, then add the blocks in order
         "Add one chunk of points to the two sums."
         if feats.ndim != 3 or coords.ndim != 3 or coords.shape[-1] != 2 or feats.shape[:2] != coords.shape[:2]:
             raise ValueError(f"expected feats (B, n, C) and coords (B, n, 2), got {tuple(feats.shape)} and {tuple(coords.shape)}")
@@ -52,14 +53,19 @@ class SplatAccumulator:
         p = coords.to(torch.float32) * G - 0.5                                        # continuous cell index (centres at integers)
         near = p.round().long()                                                        # (B, n, 2) nearest centre
         f = feats.to(torch.float64)
+        nb, S = (1, 0) if block is None else (-(-n // block), B * G * G)
+        num, den = (self.num, self.den) if block is None else (self.num.new_zeros(nb * S, C), self.den.new_zeros(nb * S))
         base = torch.arange(B, device=dev)[:, None] * G * G
+        if block is not None: base = base + torch.arange(n, device=dev)[None] // block * S    # each block's own sums
         for dy, dx in self._off.tolist():                                             # one (2r+1)² offset at a time: memory O(n C)
             cy, cx = near[..., 0] + dy, near[..., 1] + dx                              # (B, n)
             w = torch.exp(-0.5 * ((cy - p[..., 0]) ** 2 + (cx - p[..., 1]) ** 2) / self.width ** 2)
             w = torch.where((cy >= 0) & (cy < G) & (cx >= 0) & (cx < G), w, 0.0).double()
             idx = (base + cy.clamp(0, G - 1) * G + cx.clamp(0, G - 1)).reshape(-1)
-            self.den.index_add_(0, idx, w.reshape(-1))
-            self.num.index_add_(0, idx, (w[..., None] * f).reshape(-1, C))
+            den.index_add_(0, idx, w.reshape(-1))
+            num.index_add_(0, idx, (w[..., None] * f).reshape(-1, C))
+        if block is not None:
+            for j in range(nb): self.num += num[j * S:(j + 1) * S]; self.den += den[j * S:(j + 1) * S]
         return self
 
     def density(self) -> torch.Tensor: # (B, G, G) the kernel mass at each centre (0: no point near it)
