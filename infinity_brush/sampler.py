@@ -16,9 +16,9 @@ from .diffusion import Schedule, make_schedule, sample_ddim, ddim_timesteps, cfg
 from .denoiser import denoise_chunked
 
 # %% auto #0
-__all__ = ['dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise', 'step_noise_seed',
-           'sample_image', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model', 'bench_sample',
-           'bench_sample_8192', 'bench_noise']
+__all__ = ['SAMPLE_BYTES_PER_PIXEL', 'dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise',
+           'step_noise_seed', 'sample_image', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model',
+           'bench_sample', 'bench_sample_8192', 'bench_noise']
 
 # %% ../nbs/09_sampler.ipynb #95c32e6a
 def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
@@ -151,7 +151,7 @@ def step_flops_model(run: Callable, # run(size, chunk) samples one size×size im
     a = f1 - b * s1 * s1 - c
     return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
 
-# %% ../nbs/09_sampler.ipynb #0a26df87
+# %% ../nbs/09_sampler.ipynb #cd540570
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
     try:
@@ -166,6 +166,14 @@ def _proc_status(key: str) -> int|None: # bytes
     except OSError: return None
 
 def _peak_rss() -> int|None: return _proc_status("VmHWM") # the resident high-water mark since the last reset, bytes
+
+def _mem_available() -> int|None: # bytes (Linux): what the kernel says new allocations can still get
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
+    except OSError: return None
+
+SAMPLE_BYTES_PER_PIXEL = 100 # a CPU sampling process's peak RSS per pixel, rounded up (8192²: 6.2 GiB, 92 B a pixel)
 
 @register_bench("sample")
 def bench_sample(quick: bool = False, device="cpu",
@@ -188,6 +196,11 @@ def bench_sample(quick: bool = False, device="cpu",
     run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, block=min(4096, chunk), progress=False)
     flops = step_flops_model(run, S)                          # FLOPs counted on untimed small runs
     for size in sizes or ((64, 128) if quick else (1024, 4096)):
+        need, avail, held = SAMPLE_BYTES_PER_PIXEL * size * size, _mem_available(), _proc_status("VmRSS") or 0
+        if device.type == "cpu" and avail is not None and need > avail + held:   # say so, rather than be OOM-killed
+            yield {"size": size, "points": size * size, "skipped": f"needs about {need / 2**30:.1f} GiB; "
+                   f"{(avail + held) / 2**30:.1f} GiB available to this process", "needs_bytes": need, "mem_available_bytes": avail}
+            continue
         t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
         cpu = device.type == "cpu"
         rss_before = _proc_status("VmRSS") if cpu else None
