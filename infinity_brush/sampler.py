@@ -151,7 +151,7 @@ def step_flops_model(run: Callable, # run(size, chunk) samples one size×size im
     a = f1 - b * s1 * s1 - c
     return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
 
-# %% ../nbs/09_sampler.ipynb #cd540570
+# %% ../nbs/09_sampler.ipynb #0aa271dc
 def _reset_peak_rss() -> bool:
     "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
     try:
