@@ -21,17 +21,17 @@ class LinearAttentionStats(nn.Module):
         super().__init__()
         self.heads = heads
         self.k, self.v = nn.Linear(in_dim or dim, dim), nn.Linear(in_dim or dim, dim)
+    def keys_values(self, y: torch.Tensor) -> tuple: # y (B, N, d_in) -> k̃ (softmax per head), v: (B, N, H, dh) each
+        return _heads(self.k(y), self.heads).softmax(-1), _heads(self.v(y), self.heads)
     def reduce(self, y: torch.Tensor, weight: torch.Tensor|None = None) -> tuple: # y (B, N, d_in)
-        k = _heads(self.k(y), self.heads).softmax(-1)                   # (B, N, H, dh)
-        v = _heads(self.v(y), self.heads)
+        k, v = self.keys_values(y)
         if weight is not None: k = k * weight[..., None, None]
         kv = torch.einsum("bnhd,bnhe->bhde", k, v)
         return kv, k.sum(1), torch.full((y.shape[0],), float(y.shape[1]) if weight is None else 0.0, device=y.device) + (0 if weight is None else weight.sum(1))
     def reduce_blocks(self, y: torch.Tensor, # (B, n, d_in)
                       block: int) -> tuple: # kv (B, nb, H, dh, dh), ks (B, nb, H, dh), count (B, nb)
         "The statistics of each block of `block` consecutive points (the last may be shorter), computed alike wherever the block lies in `y`."
-        k = _heads(self.k(y), self.heads).softmax(-1)                   # (B, n, H, dh)
-        v = _heads(self.v(y), self.heads)
+        k, v = self.keys_values(y)
         B, n, H, dh = k.shape
         v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)            # Σ k̃ is the last column of Σ k̃ ⊗ [v, 1]
         full = n // block * block

@@ -173,7 +173,7 @@ def _mem_available() -> int|None: # bytes (Linux): what the kernel says new allo
             if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
     except OSError: return None
 
-SAMPLE_BYTES_PER_PIXEL = 100 # a CPU sampling process's peak RSS per pixel, rounded up (8192²: 6.2 GiB, 92 B a pixel)
+SAMPLE_BYTES_PER_PIXEL = 100 # a CPU sampling process's peak RSS per pixel, rounded up (8192²: 6.16 GiB, 98.5 B a pixel)
 
 @register_bench("sample")
 def bench_sample(quick: bool = False, device="cpu",

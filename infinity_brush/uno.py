@@ -35,6 +35,7 @@ class SplatAccumulator:
         o = torch.arange(-self.r, self.r + 1)
         self._off = torch.stack(torch.meshgrid(o, o, indexing="ij"), -1).reshape(-1, 2)   # (W, 2) cell offsets
         self.num = self.den = None   # (B*G*G, C) and (B*G*G,) float64 sums
+        self._short = False          # a chunk given with `block` ended inside a block (only the last chunk may)
 
     def update(self, feats: torch.Tensor, # (B, n, C) features of one chunk of points
                coords: torch.Tensor, # (B, n, 2) their (row, col) coordinates in [0,1]^2
@@ -50,6 +51,9 @@ class SplatAccumulator:
         elif self.num.shape != (B * G * G, C):
             raise ValueError(f"chunk has batch {B} and {C} channels, earlier chunks had {self.num.shape[0] // (G * G)} and {self.num.shape[1]}")
         if n == 0: return self
+        if block is not None:
+            if self._short: raise ValueError(f"with block={block}, every chunk but the last must be whole blocks")
+            self._short = n % block != 0
         p = coords.to(torch.float32) * G - 0.5                                        # continuous cell index (centres at integers)
         near = p.round().long()                                                        # (B, n, 2) nearest centre
         f = feats.to(torch.float64)
