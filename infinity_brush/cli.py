@@ -57,7 +57,7 @@ def cmd_train(a):
                          grid=a.grid or default_grid(R, a.pixels))
     torch.manual_seed(a.seed)
     model = InfinityBrushDenoiser(cfg)
-    tcfg = TrainConfig(steps=a.steps, lr=a.lr, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
+    tcfg = TrainConfig(steps=a.steps, lr=a.lr, lr_schedule=a.lr_schedule, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
     tr = Trainer(model, make_diffusion_loss(make_schedule(a.schedule, a.T), mol, cond_drop=a.cond_drop if cond else 0.0),
                  dataset_batch_fn(ds, a.batch, a.seed), tcfg,
                  model_config={"denoiser": asdict(cfg), "sigma": sigma, "schedule": a.schedule, "T": a.T, "param": "v"}, device=dev)
@@ -155,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--pixels", type=_positive, default=2048, help="pixels drawn from each image per step (the paper: 65,536)")
     s.add_argument("--batch", type=_positive, default=4, help="images per step (per process under torchrun)")
     s.add_argument("--steps", type=_positive, default=1000, help="optimiser steps")
-    s.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate")
+    s.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (the peak, with --lr-schedule cosine)")
+    s.add_argument("--lr-schedule", default="cosine", choices=["cosine", "constant"],
+                   help="cosine: 5 %% warm-up, then decay to 0 at the last step (08_train measures why); constant: --lr throughout")
     s.add_argument("--dim", type=_positive, default=64, help="width of the sparse level")
     s.add_argument("--depth", type=_positive, default=2, help="sparse blocks")
     s.add_argument("--num-classes", type=_positive, default=2, help="labels (--cond label)")

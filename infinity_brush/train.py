@@ -18,14 +18,16 @@ from .core import atomic_path, write_json, register_bench
 
 # %% auto #0
 __all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
-           'ema_decay', 'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn', 'make_diffusion_loss',
-           'bench_train_memory']
+           'ema_decay', 'lr_at', 'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn',
+           'make_diffusion_loss', 'bench_train_memory']
 
 # %% ../nbs/08_train.ipynb #a4200e71
 @dataclass
 class TrainConfig:
     steps: int = 1000 # total optimisation steps
     lr: float = 5e-5 # Adam learning rate (∞-Diff's public config; the paper's value is lost in the text)
+    lr_schedule: str = "cosine" # "cosine": warm-up, then cosine decay to 0 at `steps`; "constant": `lr` throughout
+    lr_warmup: float = 0.05 # warm-up length, as a fraction of `steps` (linear from lr / warm-up steps)
     betas: tuple = (0.9, 0.99) # Adam betas (idem)
     weight_decay: float = 0.0
     ema_decay: float = 0.995 # EMA rate, applied every `ema_every` steps (∞-Diff: 0.995 every 10 steps)
@@ -151,6 +153,13 @@ def ema_decay(cfg: TrainConfig, step: int) -> float:
     k = max(0, (step - cfg.ema_start) // cfg.ema_every)          # EMA updates so far
     return min(cfg.ema_decay, (1 + k) / (10 + k)) if cfg.ema_warmup else cfg.ema_decay
 
+def lr_at(cfg: TrainConfig, step: int) -> float:
+    "The learning rate of optimiser step `step` (0-based): a pure function of the step, so a resumed run is exact."
+    if cfg.lr_schedule == "constant": return cfg.lr
+    if cfg.lr_schedule != "cosine": raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {cfg.lr_schedule!r}")
+    S = max(1, cfg.steps); W = max(1, math.ceil(cfg.lr_warmup * S))
+    return cfg.lr * min(1.0, (step + 1) / W) * 0.5 * (1 + math.cos(math.pi * min(step, S) / S))
+
 class Trainer:
     "Owns the optimiser, EMA, AMP, clipping, logging and checkpoints of one run (single process or DDP)."
     def __init__(self, model: nn.Module, loss_fn: Callable, batch_fn: Callable, cfg: TrainConfig,
@@ -196,6 +205,7 @@ class Trainer:
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
+        for grp in self.opt.param_groups: grp["lr"] = lr_at(cfg, self.step)
         self.opt.step()
         self.step += 1
         if self.step <= cfg.ema_start: self.ema.update(_unwrap(self.model), decay=0.0)
