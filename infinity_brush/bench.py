@@ -4,7 +4,7 @@
 
 # %% ../nbs/99_bench.ipynb #61c654df
 from __future__ import annotations
-import argparse, importlib, json, os, pkgutil, platform, sys, time
+import argparse, importlib, inspect, json, os, pkgutil, platform, sys, time
 from pathlib import Path
 import torch
 import infinity_brush
@@ -43,7 +43,8 @@ def run_bench(name: str, # registered benchmark name
               quick: bool = False, # small sizes, finishes in under a minute on a laptop CPU
               device: str|None = None, # "cpu", "cuda", ... (default: CUDA if available)
               out=None, # a writable text stream (default stdout)
-              log: str|Path|None = None): # also append each line to this JSON-lines file (the project's benchmark log)
+              log: str|Path|None = None, # also append each line to this JSON-lines file (the project's benchmark log)
+              out_dir: str|Path|None = None): # files a benchmark writes (figures), for those that take `out_dir`; the log defaults to out_dir/NAME.jsonl
     """Run benchmark `name`, printing one JSON line per result; return the list of results.
 
     Every line carries where it was measured: device, torch, threads, the code's git commit, the UTC start time and
@@ -54,14 +55,19 @@ def run_bench(name: str, # registered benchmark name
         raise KeyError(f"unknown benchmark {name!r}; available: {', '.join(sorted(benches)) or '(none)'}")
     dev = torch.device(device) if device else default_device()
     out = out or sys.stdout
-    meta = {"bench": name, "device": str(dev), "torch": torch.__version__, "quick": quick, "malloc_keep": _KEEP,
+    kw = {}
+    if out_dir is not None:
+        if "out_dir" not in inspect.signature(benches[name]).parameters: raise ValueError(f"--out: benchmark {name!r} writes no files")
+        kw["out_dir"] = Path(out_dir); Path(out_dir).mkdir(parents=True, exist_ok=True)
+        log = Path(out_dir) / f"{name}.jsonl" if log is None else log
+    meta = {"bench": name, "device": str(dev), "torch": torch.__version__, "cuda": torch.version.cuda, "quick": quick, "malloc_keep": _KEEP,
             "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
             "git_commit": _commit(), "utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "loadavg_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None}
     if dev.type == "cuda": meta["gpu"] = torch.cuda.get_device_name(dev)
     if log is not None: Path(log).parent.mkdir(parents=True, exist_ok=True)
     results = []
-    for r in benches[name](quick=quick, device=dev):
+    for r in benches[name](quick=quick, device=dev, **kw):
         row = {**meta, **r}
         line = json.dumps(row)
         print(line, file=out, flush=True); results.append(row)
@@ -82,14 +88,18 @@ def main(argv=None):
     p.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     p.add_argument("--list", action="store_true", help="list the benchmarks and exit")
     p.add_argument("--log", default=None, metavar="FILE", help="also append the JSON lines to FILE (e.g. reports/bench/cpu.jsonl)")
+    p.add_argument("--out", default=None, metavar="DIR", help="folder for the files a benchmark writes (gpu: figures); the log defaults to DIR/NAME.jsonl")
     p.add_argument("--no-malloc-keep", action="store_true", help="let glibc unmap freed memory (measures page faults too)")
     a = p.parse_args(argv)
     global _KEEP
     if not a.no_malloc_keep: _KEEP = keep_freed_memory()
     if a.list or not a.name:
         print("\n".join(sorted(benches))); return 0
-    for n in (sorted(benches) if a.name == "all" else [a.name]):
-        run_bench(n, quick=a.quick, device=a.device, log=a.log)
+    try:
+        for n in (sorted(benches) if a.name == "all" else [a.name]):
+            run_bench(n, quick=a.quick, device=a.device, log=a.log, out_dir=a.out)
+    except (KeyError, ValueError) as e:                  # an unknown name, an option a benchmark does not take: one line, exit 2
+        print(f"{p.prog}: error: {e.args[0] if e.args else e}", file=sys.stderr); return 2
     return 0
 
 # %% ../nbs/99_bench.ipynb #3f62d5ab

@@ -48,6 +48,7 @@ def cmd_train(a):
     cond = None if a.cond == "none" else a.cond
     info = validate_dataset(a.data, a.pixels, cond=cond, num_classes=a.num_classes if cond == "label" else None)
     rank, world, dev = init_distributed()
+    if a.device is not None and world == 1: dev = _device(a.device)
     R = min(info["min_size"][:2])                                  # the training resolution (the smallest image)
     sigma = a.sigma if a.sigma is not None else Mollifier.for_resolution(max(1, R // 2)).sigma   # 1 px at R/2
     mol = Mollifier(sigma=sigma)
@@ -98,7 +99,7 @@ def cmd_sample(a):
     from infinity_brush.sampler import save_image
     if Path(a.out).suffix.lower() not in OUT_SUFFIXES:      # before any work, and before any folder is made
         raise ValueError(f"--out {a.out}: unsupported image format {Path(a.out).suffix or '(no suffix)'!r}; use .png, .jpg or .tif (tiled BigTIFF)")
-    model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema)
+    model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema, device=_device(a.device))
     h, w = a.size, a.width or a.size
     img = sample(h, w, _condition(a, model), steps=a.steps, eta=a.eta, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
@@ -112,6 +113,14 @@ def cmd_evaluate(a):
     print(json.dumps(r.to_dict()))
 
 # %% ../nbs/11_cli.ipynb #fa879dbc
+def _device(name: str|None) -> torch.device:
+    "The `--device` option: a torch device that exists here (default: cuda when there is one, else cpu)."
+    if name is None: return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try: d = torch.device(name)
+    except RuntimeError: raise ValueError(f"--device {name!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"--device {name}: no CUDA device is available here")
+    return d
+
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -172,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")
     s.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
+    s.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu; torchrun: one GPU a process)")
     s.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     s.set_defaults(fn=cmd_train)
 
@@ -193,7 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
-    s.add_argument("--chunk", type=_positive, default=65_536, help="points evaluated at once, rounded down to a multiple of 4096 (memory only: the image is bit-identical for every chunk on CPU)")
+    s.add_argument("--chunk", type=_positive, default=None, help="points evaluated at once, rounded down to a multiple of 4096 "
+                   "(memory only: the image is bit-identical for every chunk on CPU; default: 65,536 on a CPU, from free memory on a GPU)")
+    s.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu)")
     s.add_argument("--deblur", action="store_true", help="apply the Wiener inverse of A to the result")
     s.add_argument("--no-ema", action="store_true", help="use the raw weights instead of the EMA")
     s.add_argument("--out", default="sample.png", help=".png, or .tif for a tiled BigTIFF")

@@ -118,7 +118,8 @@ def timeit(fn: Callable, repeat: int = 3, warmup: int = 1, device=None) -> float
         t0 = time.perf_counter(); fn(); sync(); ts.append(time.perf_counter() - t0)
     return float(np.median(ts))
 
-def matmul_gflops(n: int, device=None, repeat: int = 3) -> float: # GFLOP/s of an n x n float32 matmul, timed now
-    "The dense-arithmetic reference of a benchmark: the rate of an n×n float32 matmul, measured in the same run."
-    a = torch.randn(n, n, device=device)
+def matmul_gflops(n: int, device=None, repeat: int = 3,
+                  dtype=torch.float32) -> float: # GFLOP/s of an n x n matmul in `dtype`, timed now
+    "The dense-arithmetic reference of a benchmark: the rate of an n×n matmul (float32; bf16 on a GPU), measured in the same run."
+    a = torch.randn(n, n, device=device, dtype=dtype)
     return 2 * n ** 3 / timeit(lambda: a @ a, repeat=repeat, device=device) / 1e9

@@ -4,7 +4,7 @@
 
 # %% ../nbs/03_diffusion.ipynb #c432ff8e
 from __future__ import annotations
-import math
+import math, weakref
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence, get_args
 import torch
@@ -103,15 +103,26 @@ def _check_t(t: torch.Tensor, B: int, sched: Schedule) -> torch.Tensor:
     t = torch.as_tensor(t)
     if t.dtype.is_floating_point or t.dtype == torch.bool: raise ValueError(f"t must hold integer timesteps, got {t.dtype}")
     if t.shape != (B,): raise ValueError(f"t must have shape ({B},), got {tuple(t.shape)}")
-    if B and (t.min() < 0 or t.max() >= sched.T): raise ValueError(f"timesteps must lie in [0, {sched.T}), got [{t.min()}, {t.max()}]")
+    # the range is checked on the CPU only: on a GPU reading t.min() would make every training step wait for the device
+    if B and t.device.type == "cpu" and (t.min() < 0 or t.max() >= sched.T): raise ValueError(f"timesteps must lie in [0, {sched.T}), got [{t.min()}, {t.max()}]")
     return t
+
+_COPIES = weakref.WeakKeyDictionary()   # schedule array -> {(device, dtype): its copy there}
+
+def _on(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    "`v` in `like`'s dtype on `like`'s device, copied there once (a host-to-device copy makes the host wait for the GPU)."
+    if like.device.type == "cpu": return v.to(like.dtype)
+    per = _COPIES.setdefault(v, {})
+    key = (like.device, like.dtype)
+    if key not in per: per[key] = v.to(like.dtype).to(like.device)
+    return per[key]
 
 def extract(v: torch.Tensor, # (T,) a schedule array
             t: torch.Tensor, # (B,) integer timesteps
             like: torch.Tensor, # (B, ...) values whose dtype, device and rank the result follows
            ) -> torch.Tensor: # (B, 1, ..., 1)
     "`v[t]` cast to `like`'s dtype and device, shaped to broadcast against `like`."
-    out = v.to(like.dtype).to(like.device)[torch.as_tensor(t).to(like.device).long()]
+    out = _on(v, like)[torch.as_tensor(t).to(like.device).long()]
     return out.reshape(-1, *([1] * (like.ndim - 1)))
 
 # %% ../nbs/03_diffusion.ipynb #081d9606

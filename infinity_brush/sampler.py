@@ -17,7 +17,7 @@ from .denoiser import denoise_chunked
 
 # %% auto #0
 __all__ = ['SAMPLE_BYTES_PER_PIXEL', 'dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise',
-           'step_noise_seed', 'sample_image', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model',
+           'step_noise_seed', 'sample_image', 'auto_chunk', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model',
            'bench_sample', 'bench_sample_8192', 'bench_noise']
 
 # %% ../nbs/09_sampler.ipynb #95c32e6a
@@ -33,6 +33,7 @@ def consistent_white_noise(seed: int, channels: int, h: int, w: int, base: tuple
                            dtype=torch.float32,
                            normal: Callable = counter_normal, # the per-pixel generator, normal(seed, rows, cols, channel, dtype)
                            block: int = 64, # parent rows refined at a time (memory and cache; not the result)
+                           device=None, # where to compute it (default CPU): the same counter hash, so the same values
                           ) -> torch.Tensor: # (C, h, w) unit-variance pixel noise
     "White noise on an h×w grid that is the Haar refinement of the same noise on every coarser grid h/2^j × w/2^j."
     if base is None:
@@ -42,15 +43,16 @@ def consistent_white_noise(seed: int, channels: int, h: int, w: int, base: tuple
     h0, w0 = base
     L = int(round(math.log2(h / h0)))
     if h0 * 2**L != h or w0 * 2**L != w: raise ValueError(f"{h}x{w} is not {h0}x{w0} times a power of 2")
-    ch = torch.arange(channels)[:, None, None]
-    z = normal(seed, torch.arange(h0)[None, :, None], torch.arange(w0)[None, None, :], ch * 1024, torch.float64)
+    ar = lambda *a: torch.arange(*a, device=device)
+    ch, haar = ar(channels)[:, None, None], _HAAR.to(device)
+    z = normal(seed, ar(h0)[None, :, None], ar(w0)[None, None, :], ch * 1024, torch.float64)
     for l in range(1, L + 1):
         hp, wp = z.shape[-2:]
-        out, c = torch.empty(channels, 2 * hp, 2 * wp, dtype=torch.float64), torch.arange(wp)[None, None, :]
+        out, c = torch.empty(channels, 2 * hp, 2 * wp, dtype=torch.float64, device=device), ar(wp)[None, None, :]
         for r0 in range(0, hp, block):                                               # a block of parent rows at a time
-            r = torch.arange(r0, min(r0 + block, hp))[None, :, None]; b = r.shape[1]
+            r = ar(r0, min(r0 + block, hp))[None, :, None]; b = r.shape[1]
             d = torch.stack([normal(seed, r, c, ch * 1024 + 4 * l + m, torch.float64) for m in range(3)], 0)  # (3, C, b, wp)
-            kids = 0.5 * z[None, :, r0:r0 + b] + 0.5 * torch.einsum("mk,mchw->kchw", _HAAR, d)              # (4, C, b, wp)
+            kids = 0.5 * z[None, :, r0:r0 + b] + 0.5 * torch.einsum("mk,mchw->kchw", haar, d)               # (4, C, b, wp)
             out[:, 2 * r0:2 * (r0 + b)] = kids.reshape(2, 2, channels, b, wp).permute(2, 3, 0, 4, 1).reshape(channels, 2 * b, 2 * wp)
         z = out
     return z.to(dtype)
@@ -73,9 +75,10 @@ def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
         out[:, r:r + strip] = F.conv2d(tmp[:, r:r + strip][:, None], kx.view(1, 1, 1, -1))[:, 0]
     return out
 
-def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None) -> torch.Tensor:
+def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None,
+                              device=None) -> torch.Tensor: # (C, h, w) float32 on `device` (default CPU)
     "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed in float64 and kept in float32."
-    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64), mol, normalise="l2", dtype=torch.float32)
+    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64, device=device), mol, normalise="l2", dtype=torch.float32)
 
 # %% ../nbs/09_sampler.ipynb #1e98e6af
 def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
@@ -88,28 +91,48 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
                  h: int, w: int, # output size in pixels (any, non-square too)
                  cond=None, # (1,) label, (1, D) embedding, or None (unconditional / null condition)
                  *, mol: Mollifier = Mollifier(), sched: Schedule|None = None, steps: int = 50, eta: float = 0.0,
-                 guidance: float = 1.0, param: str = "v", seed: int = 0, chunk: int = 65_536,
+                 guidance: float = 1.0, param: str = "v", seed: int = 0,
+                 chunk: int|None = 65_536, # points per denoiser pass (memory only); None: from free GPU memory (`auto_chunk`)
                  block: int = 4096, # points per reduction block (`denoise_chunked`): any chunk size gives the same image
                  consistent_noise: bool = True, deblur: bool = False, progress: bool = True,
                  callback: Callable|None = None,
                  clip: float|None = 1.0, # clamp each predicted A u0 to [-clip, clip] (03_diffusion); None: never
-                ) -> torch.Tensor: # (h, w, C) float32, roughly in [-1, 1]
-    "Sample one image at h×w with DDIM (the paper's sampler), chunked through the whole image."
+                ) -> torch.Tensor: # (h, w, C) float32 on the CPU, roughly in [-1, 1]
+    "Sample one image at h×w with DDIM (the paper's sampler), chunked through the whole image, on the model's device."
     if h <= 0 or w <= 0: raise ValueError(f"resolution must be positive, got {h}x{w}")
     sched = sched or make_schedule("cosine", getattr(getattr(model, "cfg", None), "T", 1000))
-    C = model.cfg.channels
-    noise = (lambda s: smoothed_consistent_noise(s, C, h, w, mol)) if consistent_noise and dyadic_levels(h, w) > 0 else \
-            (lambda s: smoothed_noise_grid(s, C, h, w, mol))
+    C, dev = model.cfg.channels, next(model.parameters()).device
+    if chunk is None: chunk = auto_chunk(model, h * w, block=block)
+    noise = (lambda s: smoothed_consistent_noise(s, C, h, w, mol, device=dev)) if consistent_noise and dyadic_levels(h, w) > 0 else \
+            (lambda s: smoothed_noise_grid(s, C, h, w, mol).to(dev))
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
-    x = flat(noise(seed))
-    coords = grid_coords(h, w)[None]
+    x = flat(noise(seed))                                  # the image, its noise and its points live on the model's device
+    coords = grid_coords(h, w)[None].to(dev)
     net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, block=block)
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
                       noise_fn=lambda i: flat(noise(step_noise_seed(seed, i))), callback=callback, disable=not progress)
-    img = out.reshape(h, w, C)
+    img = out.reshape(h, w, C).cpu()
     if deblur: img = undo_wiener(img.permute(2, 0, 1), mol.sigma_px(h, w)).permute(1, 2, 0)
     return img
+
+def auto_chunk(model, # a denoiser on its device
+               n_points: int, # points of the image
+               fraction: float = 0.5, # of the free device memory one pass may use
+               block: int = 4096, # the result is a multiple of this (`denoise_chunked`)
+               probe: int = 8192) -> int: # points per pass
+    """Points per denoiser pass from the free memory of a CUDA device: the bytes a point costs, measured on one pass
+    of `probe` points, into `fraction` of what `torch.cuda.mem_get_info` reports free. On a CPU: 65,536."""
+    dev = next(model.parameters()).device
+    if dev.type != "cuda": return min(65_536, max(block, n_points))
+    x, c = torch.zeros(1, probe, model.cfg.channels, device=dev), torch.rand(1, probe, 2, device=dev)
+    t = torch.full((1,), model.cfg.T // 2, device=dev)
+    torch.cuda.synchronize(dev); torch.cuda.reset_peak_memory_stats(dev); base = torch.cuda.memory_allocated(dev)
+    denoise_chunked(model, x, c, t, None, chunk=probe, block=min(block, probe))
+    per_point = max(1.0, (torch.cuda.max_memory_allocated(dev) - base) / probe)
+    free, _ = torch.cuda.mem_get_info(dev)
+    n = int(fraction * free / per_point) // block * block
+    return max(block, min(n, -(-n_points // block) * block))
 
 # %% ../nbs/09_sampler.ipynb #14095348
 def to_uint8(img: torch.Tensor) -> np.ndarray: # (h, w, C) in [-1, 1] -> uint8

@@ -185,7 +185,7 @@ def lattice_noise_at(x: torch.Tensor, # (N, 2) coordinates in [0,1]^2 (anywhere,
     """Aξ at N points from white noise on the coarsest lattice the rule allows (spacing σ, so σ is one of its
     pixels): the same Gaussian field as `smoothed_noise_at` on any finer lattice, at a cost set by σ alone."""
     n = max(1, math.ceil(1 / mol.sigma))
-    z = torch.randn(n, n, channels, generator=generator)
+    z = torch.randn(n, n, channels, generator=generator, device=generator.device if generator is not None else x.device)
     return smooth_at(lambda r, c: z[r, c], x, n, n, mol, normalise="l2", chunk=chunk)
 
 # %% ../nbs/02_smoothing.ipynb #34baad18

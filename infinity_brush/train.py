@@ -144,9 +144,10 @@ def _unwrap(m: nn.Module) -> nn.Module: return m.module if hasattr(m, "module") 
 # %% ../nbs/08_train.ipynb #a4f54152
 class NonFiniteLoss(FloatingPointError): pass
 
-def step_generator(seed: int, step: int, rank: int = 0) -> torch.Generator:
-    "The generator of one step's randomness, a pure function of (seed, step, rank)."
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) * 7919 + rank)
+def step_generator(seed: int, step: int, rank: int = 0,
+                   device="cpu") -> torch.Generator: # on `device`: a GPU step draws its noise there, without a copy
+    "The generator of one step's randomness, a pure function of (seed, step, rank) (and of the device's generator kind)."
+    return torch.Generator(device=device).manual_seed((seed * 1_000_003 + step) * 7919 + rank)
 
 def ema_decay(cfg: TrainConfig, step: int) -> float:
     "The EMA decay applied after optimiser step `step`: `cfg.ema_decay`, warmed up over the first updates (a pure function of the step)."
@@ -173,7 +174,7 @@ class Trainer:
         self.ema = EMA(self.model, cfg.ema_decay)
         if self.world > 1:
             self.model = nn.parallel.DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        self.step, self.losses, self.logger = 0, [], logger
+        self.step, self.losses, self.logger, self._pending = 0, [], logger, []
         self.out = Path(cfg.out_dir)
         self.ckpt_path = self.out / "last.safetensors"
 
@@ -188,20 +189,29 @@ class Trainer:
         return True
 
     def save(self):
+        self._flush()                                     # never write weights after a non-finite loss
         if self.rank != 0: return
         save_checkpoint(self.ckpt_path, self.model, self.ema, self.opt, self.step, self.model_config)
         write_json(self.losses, self.out / "losses.json")
 
-    def train_step(self) -> float:
-        cfg, g = self.cfg, step_generator(self.cfg.seed, self.step, self.rank)
+    def _flush(self):
+        "Move the losses of the steps since the last flush to `self.losses` (one device synchronisation); stop at a non-finite one."
+        if not self._pending: return
+        first, vals = self.step - len(self._pending), torch.stack(self._pending).tolist()
+        self._pending = []
+        for k, v in enumerate(vals):
+            if not math.isfinite(v):
+                raise NonFiniteLoss(f"non-finite loss ({v}) at step {first + k}; the last good checkpoint "
+                                    f"({self.ckpt_path}, step {getattr(self, '_last_saved', 0)}) is kept")
+        self.losses.extend(vals)
+
+    def train_step(self) -> torch.Tensor: # the step's mean loss, a 0-d tensor on the device (`float()` reads it)
+        cfg, g = self.cfg, step_generator(self.cfg.seed, self.step, self.rank, self.device)
         batch = self.batch_fn(self.step, self.rank, self.world)
         self.model.train()
         amp = cfg.amp and self.device.type == "cuda"
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=amp):
             loss = self.loss_fn(self.model, batch, g).float().mean()
-        if not torch.isfinite(loss):
-            raise NonFiniteLoss(f"non-finite loss ({loss.item()}) at step {self.step}; the last good checkpoint "
-                                f"({self.ckpt_path}, step {self._last_saved}) is kept")
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         if cfg.grad_clip: torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip)
@@ -212,7 +222,8 @@ class Trainer:
         elif self.step % cfg.ema_every == 0: self.ema.update(_unwrap(self.model), decay=ema_decay(cfg, self.step))
         value = loss.detach()
         if self.world > 1: dist.all_reduce(value); value /= self.world
-        return value.item()
+        self._pending.append(value)                       # read at the next flush: no synchronisation inside the loop
+        return value
 
     def fit(self, steps: int|None = None) -> list: # the per-step mean losses of the whole run
         "Train until `steps` (default `cfg.steps`) total steps, checkpointing every `ckpt_every` steps and at the end."
@@ -220,15 +231,16 @@ class Trainer:
         self._last_saved = self.step
         bar = tqdm(total=total, initial=self.step, desc="training", disable=not self.cfg.progress or self.rank != 0)
         while self.step < total:
-            l = self.train_step(); self.losses.append(l); bar.update(1)
+            self.train_step(); bar.update(1)
             if self.step % self.cfg.log_every == 0:
+                self._flush()
                 bar.set_postfix(loss=f"{np.mean(self.losses[-self.cfg.log_every:]):.4f}")
                 if self.logger is not None and self.rank == 0:
                     self.logger.log_metric("train/loss", float(np.mean(self.losses[-self.cfg.log_every:])))
                     self.logger.next_step()
             if self.step % self.cfg.ckpt_every == 0 or self.step == total:
                 self.save(); self._last_saved = self.step
-        bar.close()
+        self._flush(); bar.close()
         return self.losses
 
 # %% ../nbs/08_train.ipynb #14ad52e0
@@ -273,10 +285,11 @@ def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
     def loss_fn(model, batch, g):
         Au0, coords = batch["values"], batch["coords"]
         B, N, C = Au0.shape
-        if mol is None: Axi = torch.randn(Au0.shape, generator=g)
-        else: Axi = torch.stack([lattice_noise_at(coords[b], C, mol, generator=g) for b in range(B)])
-        t = torch.randint(0, sched.T, (B,), generator=g)
-        drop = torch.rand(B, generator=g) < cond_drop
+        gd = g.device                                          # the step's randomness is drawn where its generator lives
+        if mol is None: Axi = torch.randn(Au0.shape, generator=g, device=gd)
+        else: Axi = torch.stack([lattice_noise_at(coords[b].to(gd), C, mol, generator=g) for b in range(B)])
+        t = torch.randint(0, sched.T, (B,), generator=g, device=gd)
+        drop = torch.rand(B, generator=g, device=gd) < cond_drop
         dev = next(model.parameters()).device
         net = lambda x, c, tt, e=None: model(x, c, tt, e, cond_drop_mask=drop.to(dev))
         cond = batch["cond"].to(dev) if batch["cond"] is not None else None
