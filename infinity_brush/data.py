@@ -802,7 +802,7 @@ def _form_template(shape: str, dy: np.ndarray, dx: np.ndarray, # (M,) pixel-cent
 
 def form_fit(img: np.ndarray, # (H, W, 3) uint8, any size
              num_classes: int = len(FORM_CLASSES), # compare with the first K shapes
-             work: int = 256, # area-average the foreground fraction to at most work² first
+             work: int = 128, # area-average the foreground fraction to at most work² first (IoU 0.998 at 256², 6x faster)
              min_contrast: float = 32.0, # an image whose 99th-percentile distance from the background is lower has no shape
              chunk: int = 16) -> dict: # rotations per array; -> {"label", "iou", "ious", "angles_deg", "area_px", "centre"}
     "The best-fit test: the largest foreground component against a disc, a square (and a triangle) of its area and centroid, best over rotations, by IoU."
