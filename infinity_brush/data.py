@@ -15,13 +15,16 @@ from torch.utils.data import Dataset
 from .core import pixel_to_coords, atomic_path, write_json, register_bench, timeit
 
 # %% auto #0
-__all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'ImageSource', 'ArraySource',
-           'TiffSource', 'PILSource', 'load_npy', 'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8',
-           'read_pixels', 'pixel_field_fn', 'find_package_file', 'item_rng', 'sample_pixels', 'list_images',
-           'dataset_dir', 'load_labels', 'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate',
-           'DataError', 'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params',
-           'shape_mask', 'shape_value', 'render_shape', 'shape_class', 'prepare_shapes', 'read_celeba_attributes',
-           'prepare_celebahq', 'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
+__all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'FORM_CLASSES',
+           'STRIPE_CLASSES', 'STRUCTURE_SETS', 'ImageSource', 'ArraySource', 'TiffSource', 'PILSource', 'load_npy',
+           'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels', 'pixel_field_fn',
+           'find_package_file', 'item_rng', 'sample_pixels', 'list_images', 'dataset_dir', 'load_labels',
+           'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate', 'DataError', 'validate_dataset',
+           'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params', 'shape_mask', 'shape_value',
+           'render_function', 'render_shape', 'shape_class', 'prepare_shapes', 'contrast_colours', 'form_params',
+           'stripe_params', 'stripe_mask', 'stripe_value', 'render_stripes', 'form_fit', 'read_form', 'stripe_fit',
+           'read_stripes', 'prepare_structure', 'structure_reader', 'read_celeba_attributes', 'prepare_celebahq',
+           'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
 
 # %% ../nbs/07_data.ipynb #044d52ba
 IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg")
@@ -560,16 +563,17 @@ def _save_npy(a: np.ndarray, path: Path):
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as fh: np.save(fh, a)
 
-def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr", "mini-shapes"], # which set
+def prepare_mini(name: Literal["mini-brca", "mini-naip", "mini-attr", "mini-shapes", "mini-forms", "mini-stripes"], # which set
                  out_dir: str|Path = "data", # the set is written to out_dir/name
                  size: int = 512, # side of each (square) image
                  n_images: int = 16, # images in the set (mini-attr: half per class)
                  seed: int = 0, # crop positions and orientations
                  min_content: float = 0.5, # accept a crop when its tissue / land fraction reaches this
-                 num_classes: int|None = None) -> Path: # mini-shapes: its classes (default 2); the others have fixed classes
+                 num_classes: int|None = None) -> Path: # mini-shapes, -forms, -stripes: their classes (default 2); the others have fixed classes
     "Build a bundled mini data set from images shipped in Python packages; returns its folder (images/, manifest.json[, labels.json])."
     if name == "mini-shapes": return prepare_shapes(out_dir, size, n_images, seed, num_classes or 2)   # function-defined (below): no sources
-    if name not in MINI_SETS: raise ValueError(f"unknown mini data set {name!r}; choose one of {', '.join(MINI_SETS)}, mini-shapes")
+    if name in ("mini-forms", "mini-stripes"): return prepare_structure(name, out_dir, size, n_images, seed, num_classes or 2)
+    if name not in MINI_SETS: raise ValueError(f"unknown mini data set {name!r}; choose one of {', '.join(MINI_SETS)}, mini-shapes, mini-forms, mini-stripes")
     if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
     spec, root = MINI_SETS[name], Path(out_dir) / name
     rng = np.random.default_rng(seed)
@@ -648,21 +652,29 @@ def shape_value(params: dict, # a record of `shape_params`
     return 2 * np.where(m, np.asarray(params["colour"]), np.asarray(params["background"])) - 1
 
 # %% ../nbs/07_data.ipynb #0f4f4665
-def render_shape(params: dict, # a record of `shape_params`
-                 size: int, # side of the square image
-                 supersample: int = 4, # at least this many sub-pixels per pixel side
-                 ref: int = 1024, # ... and at least `ref` sub-pixels per image side (the same grid at every size dividing it)
-                 rows: int = 64) -> np.ndarray: # pixel rows per chunk (bounds memory); -> (size, size, 3) uint8
-    "Area-average the exact function over each pixel on a fine sub-pixel grid: the image at `size`² pixels."
+def render_function(value: Callable, # value(x): (N, 2) (row, col) in [0,1]^2 -> (N, 3) in [-1, 1], the exact image
+                    size: int, # side of the square image
+                    supersample: int = 4, # at least this many sub-pixels per pixel side
+                    ref: int = 1024, # ... and at least `ref` sub-pixels per image side (the same grid at every size dividing it)
+                    rows: int = 64) -> np.ndarray: # pixel rows per chunk (bounds memory); -> (size, size, 3) uint8
+    "Area-average a function on [0,1]^2 over each pixel on a fine sub-pixel grid: the image at `size`² pixels."
     s = max(int(supersample), -(-int(ref) // int(size)))
     g = (np.arange(size * s) + 0.5) / (size * s)                                # = core.grid_coords(size * s), per axis
     out = np.empty((size, size, 3), np.uint8)
     for y0 in range(0, size, rows):
         y1 = min(size, y0 + rows)
         yy, xx = np.meshgrid(g[y0 * s:y1 * s], g, indexing="ij")
-        v = shape_value(params, np.stack([yy.ravel(), xx.ravel()], -1)).reshape(y1 - y0, s, size, s, 3).mean((1, 3))
+        v = value(np.stack([yy.ravel(), xx.ravel()], -1)).reshape(y1 - y0, s, size, s, 3).mean((1, 3))
         out[y0:y1] = to_uint8(v)
     return out
+
+def render_shape(params: dict, # a record of `shape_params`
+                 size: int, # side of the square image
+                 supersample: int = 4, # at least this many sub-pixels per pixel side
+                 ref: int = 1024, # ... and at least `ref` sub-pixels per image side (the same grid at every size dividing it)
+                 rows: int = 64) -> np.ndarray: # pixel rows per chunk (bounds memory); -> (size, size, 3) uint8
+    "Area-average the exact function over each pixel on a fine sub-pixel grid: the image at `size`² pixels."
+    return render_function(lambda x: shape_value(params, x), size, supersample, ref, rows)
 
 # %% ../nbs/07_data.ipynb #6b1d1cd1
 def shape_class(img: np.ndarray, # (H, W, 3) uint8 image of any size
@@ -677,6 +689,19 @@ def shape_class(img: np.ndarray, # (H, W, 3) uint8 image of any size
     return int(np.argmax(cols @ d / (np.linalg.norm(cols, axis=1) * max(np.linalg.norm(d), 1e-9))))
 
 # %% ../nbs/07_data.ipynb #c12e7641
+def _write_function_set(root: Path, # the set's folder
+                        items: dict, # {stem: parameter record with a "label"}
+                        render: Callable, # render(record, size) -> (size, size, 3) uint8
+                        size: int, manifest: dict) -> Path: # manifest: every field but "items" (written last, with them)
+    "Render a function-defined set: images/<stem>.npy, labels.json, manifest.json (last); images of an earlier preparation not in this one are removed."
+    for stem, p in items.items(): _save_npy(render(p, size), root / "images" / f"{stem}.npy")
+    old = root / "manifest.json"
+    if old.exists():                                      # remove images of an earlier preparation that are not in this one
+        for stem in set(json.loads(old.read_text()).get("items", {})) - set(items): (root / "images" / f"{stem}.npy").unlink(missing_ok=True)
+    write_json({k: p["label"] for k, p in items.items()}, root / "labels.json")
+    write_json({**manifest, "items": items}, old)
+    return root
+
 def prepare_shapes(out_dir: str|Path = "data", # the set is written to out_dir/mini-shapes
                    size: int = 512, # side of each image
                    n_images: int = 16, # images (class i mod num_classes)
@@ -684,22 +709,203 @@ def prepare_shapes(out_dir: str|Path = "data", # the set is written to out_dir/m
                    num_classes: int = 2) -> Path: # the set's folder
     "Render the function-defined `mini-shapes` set: images/, labels.json, manifest.json with every parameter record."
     if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
-    root, items = Path(out_dir) / "mini-shapes", {}
-    for i in range(n_images):
-        items[f"shape_{i:03d}"] = p = shape_params(seed, i, num_classes)
-        _save_npy(render_shape(p, size), root / "images" / f"shape_{i:03d}.npy")
-    old = root / "manifest.json"
-    if old.exists():                                      # remove images of an earlier preparation that are not in this one
-        for stem in set(json.loads(old.read_text()).get("items", {})) - set(items): (root / "images" / f"{stem}.npy").unlink(missing_ok=True)
-    write_json({k: p["label"] for k, p in items.items()}, root / "labels.json")
-    write_json({"name": "mini-shapes", "stands_in_for": "a labelled set with ground truth: each image is an exact function on [0,1]^2",
-                "cond": "label", "classes": {k: f"{s} ({'red blue green'.split()[k]})" for k, (s, _) in enumerate(SHAPE_CLASSES[:num_classes])},
-                "size": size, "n_images": n_images, "seed": seed, "num_classes": num_classes, "created_by": "infinity_brush.data.prepare_shapes",
-                "render": render_shape.__doc__, "classifier": "infinity_brush.data.shape_class",
-                "sources": [{"key": "shapes", "package": "infinity-brush", "function": "infinity_brush.data.shape_value",
-                             "licence": "generated by this package (Apache-2.0); no third-party data", "origin": "procedural"}],
-                "items": items}, old)
-    return root
+    items = {f"shape_{i:03d}": shape_params(seed, i, num_classes) for i in range(n_images)}
+    return _write_function_set(Path(out_dir) / "mini-shapes", items, render_shape, size, {
+        "name": "mini-shapes", "stands_in_for": "a labelled set with ground truth: each image is an exact function on [0,1]^2",
+        "cond": "label", "classes": {k: f"{s} ({'red blue green'.split()[k]})" for k, (s, _) in enumerate(SHAPE_CLASSES[:num_classes])},
+        "size": size, "n_images": n_images, "seed": seed, "num_classes": num_classes, "created_by": "infinity_brush.data.prepare_shapes",
+        "render": render_shape.__doc__, "classifier": "infinity_brush.data.shape_class",
+        "sources": [{"key": "shapes", "package": "infinity-brush", "function": "infinity_brush.data.shape_value",
+                     "licence": "generated by this package (Apache-2.0); no third-party data", "origin": "procedural"}]})
+
+# %% ../nbs/07_data.ipynb #2c127dae
+FORM_CLASSES = ("disc", "square", "triangle")        # mini-forms: the class is the shape alone
+
+def contrast_colours(rng: np.random.Generator, # the image's generator (drawn from at a fixed place in its record)
+                     min_dist: float = 0.5) -> tuple: # least Euclidean RGB distance in [0,1] units; -> (colour, background)
+    "Two colours uniform in the RGB cube, redrawn together until they differ by at least `min_dist`."
+    while True:
+        c, b = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+        if np.linalg.norm(c - b) >= min_dist: return c.round(6).tolist(), b.round(6).tolist()
+
+def form_params(seed: int, i: int, # image i of the set drawn with `seed`
+                num_classes: int = 2) -> dict: # K classes, 1..3; a record with `shape_params`' keys (shape_mask, render_shape read it)
+    "Image `i` of `mini-forms`: the shape of class i mod K, random colours, size, position and angle; pure in (seed, i, K)."
+    if not 1 <= num_classes <= len(FORM_CLASSES): raise ValueError(f"num_classes must be in 1..{len(FORM_CLASSES)}, got {num_classes}")
+    rng, label = np.random.default_rng([int(seed), int(i), 1]), int(i) % num_classes
+    shape = FORM_CLASSES[label]
+    r = float(rng.uniform(0.15, 0.3)); e = r * SHAPE_EXTENT[shape]          # the whole shape lies inside the image
+    centre, angle = rng.uniform(e, 1 - e, 2).round(6).tolist(), round(float(rng.uniform(0, 2 * np.pi)), 6)
+    colour, background = contrast_colours(rng)
+    return {"label": label, "shape": shape, "centre": centre, "radius": round(r, 6), "angle": angle,
+            "colour": colour, "background": background}
+
+# %% ../nbs/07_data.ipynb #3741eeb6
+STRIPE_CLASSES = ("horizontal", "vertical", "diagonal")   # mini-stripes: the class is the orientation alone
+
+def stripe_params(seed: int, i: int, # image i of the set drawn with `seed`
+                  num_classes: int = 2, # K classes, 1..3
+                  periods: tuple = (1 / 8, 1 / 3), # the period's range, in units of the image side
+                  tilt: float = 5.0) -> dict: # the largest random tilt, degrees
+    "Image `i` of `mini-stripes`: stripes whose orientation is the class i mod K, random colours, period, phase and tilt."
+    if not 1 <= num_classes <= len(STRIPE_CLASSES): raise ValueError(f"num_classes must be in 1..{len(STRIPE_CLASSES)}, got {num_classes}")
+    rng, label = np.random.default_rng([int(seed), int(i), 2]), int(i) % num_classes
+    deg = (0.0, 90.0, float(rng.choice([45.0, 135.0])))[label] + float(rng.uniform(-tilt, tilt))
+    period, phase = float(rng.uniform(*periods)), float(rng.uniform(0, 1))
+    colour, background = contrast_colours(rng)
+    return {"label": label, "orientation": STRIPE_CLASSES[label], "angle": round(float(np.deg2rad(deg)), 6),
+            "period": round(period, 6), "phase": round(phase, 6), "colour": colour, "background": background}
+
+def stripe_mask(params: dict, # a record of `stripe_params`
+                x: np.ndarray) -> np.ndarray: # (N, 2) (row, col) in [0,1]^2 -> (N,) bool
+    "Indicator of the `colour` stripes: the first half of each period along the normal n = (cos θ, sin θ)."
+    d = np.asarray(x, np.float64) - 0.5
+    s = (d[:, 0] * np.cos(params["angle"]) + d[:, 1] * np.sin(params["angle"])) / params["period"] + params["phase"]
+    return s - np.floor(s) < 0.5
+
+def stripe_value(params: dict, # a record of `stripe_params`
+                 x: np.ndarray) -> np.ndarray: # (N, 2) (row, col) in [0,1]^2 -> (N, 3) float64 in [-1, 1]
+    "The image as a function: `colour` on the stripes, `background` between them, scaled to [-1, 1]."
+    m = stripe_mask(params, x)[:, None]
+    return 2 * np.where(m, np.asarray(params["colour"]), np.asarray(params["background"])) - 1
+
+def render_stripes(params: dict, # a record of `stripe_params`
+                   size: int, **kw) -> np.ndarray: # side; `render_function`'s options -> (size, size, 3) uint8
+    "The stripes at `size`² pixels, each pixel the area average of `stripe_value` (as `render_shape`)."
+    return render_function(lambda x: stripe_value(params, x), size, **kw)
+
+# %% ../nbs/07_data.ipynb #4b9caa9f
+def _foreground_alpha(img: np.ndarray, min_contrast: float) -> np.ndarray|None: # (H, W) in [0, 1], None: no foreground
+    a = np.asarray(img)[..., :3].astype(np.float64)
+    bg = np.median(np.concatenate([a[0], a[-1], a[:, 0], a[:, -1]]), 0)
+    dist = np.linalg.norm(a - bg, axis=-1)
+    hi = np.percentile(dist, 99)
+    if hi < min_contrast: return None
+    d = np.median(a[dist >= hi / 2], 0) - bg
+    return np.clip((a - bg) @ d / (d @ d), 0, 1)
+
+def _block_mean(a: np.ndarray, f: int) -> np.ndarray: # (ceil(H/f), ceil(W/f)): f x f block means, zero-padded
+    if f == 1: return a
+    H, W = a.shape; Hp, Wp = -(-H // f) * f, -(-W // f) * f
+    return np.pad(a, ((0, Hp - H), (0, Wp - W))).reshape(Hp // f, f, Wp // f, f).mean((1, 3))
+
+_FORM_PERIOD = {"disc": 0, "square": 90, "triangle": 120}    # degrees of rotation that map the shape onto itself
+
+def _form_template(shape: str, dy: np.ndarray, dx: np.ndarray, # (M,) pixel-centre offsets from the centroid
+                   area: float, angles: np.ndarray) -> np.ndarray: # radians (n,) -> (n, M) bool: inside the shape of that area
+    if shape == "disc": return (np.hypot(dy, dx) <= np.sqrt(area / np.pi))[None]
+    c, s = np.cos(angles)[:, None], np.sin(angles)[:, None]
+    u, v = c * dy + s * dx, -s * dy + c * dx
+    if shape == "square": return np.maximum(np.abs(u), np.abs(v)) <= np.sqrt(area) / 2
+    h = np.sqrt(area / (3 * np.sqrt(3)))                                          # the triangle's inradius
+    return np.max([u * np.cos(k) + v * np.sin(k) for k in np.arange(3) * 2 * np.pi / 3], 0) <= h
+
+def form_fit(img: np.ndarray, # (H, W, 3) uint8, any size
+             num_classes: int = len(FORM_CLASSES), # compare with the first K shapes
+             work: int = 128, # area-average the foreground fraction to at most work² first (IoU 0.998 at 256², 6x faster)
+             min_contrast: float = 32.0, # an image whose 99th-percentile distance from the background is lower has no shape
+             chunk: int = 16) -> dict: # rotations per array; -> {"label", "iou", "ious", "angles_deg", "area_px", "centre"}
+    "The best-fit test: the largest foreground component against a disc, a square (and a triangle) of its area and centroid, best over rotations, by IoU."
+    from scipy import ndimage
+    none = {"label": -1, "iou": 0.0, "ious": [0.0] * num_classes, "angles_deg": [None] * num_classes, "area_px": 0, "centre": None}
+    alpha = _foreground_alpha(img, min_contrast)
+    if alpha is None: return none
+    (H0, W0), f = alpha.shape, -(-max(alpha.shape) // work)
+    alpha = _block_mean(alpha, f)
+    lab, n = ndimage.label(alpha > 0.5)
+    if n == 0: return none
+    M = lab == 1 + int(np.argmax(ndimage.sum_labels(np.ones_like(alpha), lab, range(1, n + 1))))
+    A, (H, W) = int(M.sum()), M.shape
+    ys, xs = np.nonzero(M); cy, cx = ys.mean() + 0.5, xs.mean() + 0.5             # pixel centres at i + 1/2
+    R = 0.9 * np.sqrt(A) + 2                                                      # > the farthest point of every template
+    y0, y1 = max(0, min(ys.min(), int(cy - R))), min(H, max(ys.max() + 1, int(np.ceil(cy + R))))
+    x0, x1 = max(0, min(xs.min(), int(cx - R))), min(W, max(xs.max() + 1, int(np.ceil(cx + R))))
+    yy, xx = np.mgrid[y0:y1, x0:x1] + 0.5
+    m, dy, dx = M[y0:y1, x0:x1].ravel(), (yy - cy).ravel(), (xx - cx).ravel()
+    def iou(shape, angles): # (n,) IoU of M with the template at each angle
+        out = []
+        for k in range(0, len(angles), chunk):
+            t = _form_template(shape, dy, dx, A, angles[k:k + chunk])
+            I = (t & m).sum(1); out.append(I / (A + t.sum(1) - I))
+        return np.concatenate(out)
+    ious, angles = [], []
+    for shape in FORM_CLASSES[:num_classes]:
+        if not _FORM_PERIOD[shape]: ious.append(float(iou(shape, np.zeros(1))[0])); angles.append(0.0); continue
+        deg = np.arange(_FORM_PERIOD[shape], dtype=np.float64)
+        deg = deg[np.argmax(iou(shape, np.deg2rad(deg)))] + np.arange(-10, 11) / 10  # 1° steps, then 0.1° around the best
+        r = iou(shape, np.deg2rad(deg)); j = int(np.argmax(r))
+        ious.append(float(r[j])); angles.append(float(deg[j] % _FORM_PERIOD[shape]))
+    k = int(np.argmax(ious))
+    return {"label": k, "iou": ious[k], "ious": ious, "angles_deg": angles, "area_px": A * f * f,
+            "centre": [cy * f / H0, cx * f / W0]}
+
+def read_form(img: np.ndarray, # (H, W, 3) uint8, any size
+              num_classes: int = len(FORM_CLASSES)) -> tuple: # (label, best-fit IoU); (-1, 0.0): no shape
+    "The `mini-forms` reader: the shape class of the best-fit test and its IoU."
+    r = form_fit(img, num_classes); return r["label"], r["iou"]
+
+# %% ../nbs/07_data.ipynb #d6bff353
+def stripe_fit(img: np.ndarray, # (H, W, 3) uint8, any size
+               num_classes: int = len(STRIPE_CLASSES), # compare with the first K orientations
+               band: tuple = (2.0, 16.0)) -> dict: # cycles per image (of the shorter side) read; -> {"label", "coherence", "angle_deg", "cycles_per_image"}
+    "The orientation of the power spectrum (Hann window, summed over channels) on an annulus: the nearest class and the coherence |z| / sum P."
+    a = np.asarray(img)[..., :3].astype(np.float64) / 255
+    H, W = a.shape[:2]
+    w = np.outer(np.hanning(H + 2)[1:-1], np.hanning(W + 2)[1:-1])[..., None]
+    a = (a - (a * w).sum((0, 1)) / w.sum()) * w                                 # the windowed image has no DC term
+    P = (np.abs(np.fft.fft2(a, axes=(0, 1))) ** 2).sum(-1)
+    fy, fx = np.meshgrid(np.fft.fftfreq(H), np.fft.fftfreq(W), indexing="ij")   # cycles per pixel
+    k = np.hypot(fy, fx) * min(H, W)
+    sel = (k >= band[0]) & (k <= min(band[1], min(H, W) / 2))
+    P, phi, k = P[sel], np.arctan2(fx[sel], fy[sel]), k[sel]
+    tot = P.sum()
+    if not tot > 1e-12: return {"label": -1, "coherence": 0.0, "angle_deg": None, "cycles_per_image": None}
+    z = (P * np.exp(2j * phi)).sum()
+    classes = [(0, 0.0), (1, np.pi), (2, np.pi / 2), (2, -np.pi / 2)][:num_classes + (num_classes == 3)]   # doubled angles
+    dist = [abs(np.angle(z * np.exp(-1j * c))) for _, c in classes]
+    return {"label": classes[int(np.argmin(dist))][0], "coherence": float(abs(z) / tot),
+            "angle_deg": float(np.rad2deg(np.angle(z)) / 2 % 180), "cycles_per_image": float(k[np.argmax(P)])}
+
+def read_stripes(img: np.ndarray, # (H, W, 3) uint8, any size
+                 num_classes: int = len(STRIPE_CLASSES)) -> tuple: # (label, coherence); (-1, 0.0): a flat image
+    "The `mini-stripes` reader: the orientation class of the spectrum and its coherence."
+    r = stripe_fit(img, num_classes); return r["label"], r["coherence"]
+
+# %% ../nbs/07_data.ipynb #79aa52bb
+STRUCTURE_SETS = {   # the sets whose class is structure alone: records, renderer, reader and what its score means
+    "mini-forms": dict(stem="form", classes=FORM_CLASSES, params=form_params, render=render_shape, value="shape_value",
+                       reader=read_form, score="best-fit IoU of the largest component with the class shapes of its area and centroid"),
+    "mini-stripes": dict(stem="stripes", classes=STRIPE_CLASSES, params=stripe_params, render=render_stripes, value="stripe_value",
+                         reader=read_stripes, score="orientation coherence of the power spectrum on 2-16 cycles per image")}
+
+def prepare_structure(name: str, # "mini-forms" or "mini-stripes"
+                      out_dir: str|Path = "data", # the set is written to out_dir/name
+                      size: int = 512, # side of each image
+                      n_images: int = 16, # images (class i mod num_classes)
+                      seed: int = 0, # the parameter records
+                      num_classes: int = 2) -> Path: # the set's folder
+    "Render a set whose class is structure alone: images/, labels.json, manifest.json with every parameter record."
+    if name not in STRUCTURE_SETS: raise ValueError(f"unknown structure set {name!r}; choose one of {', '.join(STRUCTURE_SETS)}")
+    if size < 8 or n_images < 1: raise ValueError(f"need size >= 8 and n_images >= 1, got size={size}, n_images={n_images}")
+    s = STRUCTURE_SETS[name]
+    items = {f"{s['stem']}_{i:03d}": s["params"](seed, i, num_classes) for i in range(n_images)}
+    return _write_function_set(Path(out_dir) / name, items, s["render"], size, {
+        "name": name, "stands_in_for": "a labelled set whose class is structure alone (colours random): each image is an exact function on [0,1]^2",
+        "cond": "label", "classes": dict(enumerate(s["classes"][:num_classes])), "size": size, "n_images": n_images, "seed": seed,
+        "num_classes": num_classes, "created_by": "infinity_brush.data.prepare_structure", "render": s["render"].__doc__,
+        "classifier": f"infinity_brush.data.{s['reader'].__name__}", "score": s["score"],
+        "sources": [{"key": name.removeprefix("mini-"), "package": "infinity-brush", "function": f"infinity_brush.data.{s['value']}",
+                     "licence": "generated by this package (Apache-2.0); no third-party data", "origin": "procedural"}]})
+
+def structure_reader(name: str, # a key of STRUCTURE_SETS
+                     num_classes: int = 2) -> Callable: # img -> (label, score), with `.name` and `.score`
+    "The fixed reader of a structure set with K classes, named for the records."
+    if name not in STRUCTURE_SETS: raise ValueError(f"{name!r} is not a structure set; choose one of {', '.join(STRUCTURE_SETS)}")
+    s = STRUCTURE_SETS[name]
+    def reader(img): return s["reader"](img, num_classes)
+    reader.name = f"infinity_brush.data.{s['reader'].__name__} ({num_classes} classes: {', '.join(s['classes'][:num_classes])}; fixed, not learned)"
+    reader.score = s["score"]
+    return reader
 
 # %% ../nbs/07_data.ipynb #ec831ef6
 def read_celeba_attributes(path: str|Path) -> tuple: # (attribute names, {file name: (40,) int8 in {-1, 1}})

@@ -22,7 +22,8 @@ __all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'IMAGE_EXTS', 'frechet_distance', 
            'linear_probe_accuracy', 'as_images', 'area_resize', 'speckle_map', 'speckle_fraction',
            'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio', 'rounding_floor', 'resolved_bands',
            'colour_histogram_distance', 'colour_features', 'RealClassifier', 'train_real_classifier', 'classifier_name',
-           'control_accuracy', 'cross_resolution_agreement', 'split_halves', 'real_floor', 'quality_report']
+           'control_accuracy', 'cross_resolution_agreement', 'structure_accuracy', 'mean_fit', 'structure_report',
+           'split_halves', 'real_floor', 'quality_report']
 
 # %% ../nbs/10_metrics.ipynb #0bd85f3e
 def _psd_sqrt(S: np.ndarray) -> np.ndarray:
@@ -392,6 +393,43 @@ def cross_resolution_agreement(img_a: np.ndarray, img_b: np.ndarray) -> float: #
     den = np.sqrt((a * a).sum() * (b * b).sum())
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
+# %% ../nbs/10_metrics.ipynb #de1a3e87
+def _reads(reader: Callable, imgs) -> tuple: # (labels (n,) int, scores (n,) float, NaN where the reader gives none)
+    out = [reader(a) for a in as_images(imgs)]
+    lab = np.array([r[0] if isinstance(r, tuple) else r for r in out], int)
+    return lab, np.array([r[1] if isinstance(r, tuple) else np.nan for r in out], float)
+
+def structure_accuracy(imgs, # images (see `as_images`)
+                       labels: Sequence[int], # the class each image should show
+                       reader: Callable) -> float: # img -> (label, score) or label; -> fraction read as their label
+    "How often a fixed structure reader reads the intended class."
+    imgs, labels = as_images(imgs), list(labels)
+    if len(imgs) != len(labels): raise ValueError(f"{len(imgs)} images but {len(labels)} labels")
+    return float(np.mean(_reads(reader, imgs)[0] == np.asarray(labels)))
+
+def mean_fit(imgs, # images (see `as_images`)
+             reader: Callable) -> float: # img -> (label, score); -> the mean score (NaN: the reader gives no score)
+    "The mean best-fit score (IoU, coherence) of the images under a structure reader."
+    return float(np.mean(_reads(reader, imgs)[1]))
+
+def structure_report(reader: Callable, # img -> (label, score), e.g. data.structure_reader("mini-forms", 2)
+                     gen_imgs, real_imgs, # samples and the real images
+                     labels_gen: Sequence[int]|None = None, # intended class of each sample (None: unconditional, no accuracy)
+                     labels_real: Sequence[int]|None = None, # class of each real image
+                     smoothed_real_imgs=None) -> dict: # the real images smoothed by A (A u0): the second floor
+    "Structure accuracy and mean best-fit score of the samples beside the real images' and A u0's."
+    sets = {"gen": (gen_imgs, labels_gen), "real_floor": (real_imgs, labels_real)}
+    if smoothed_real_imgs is not None: sets["smoothed_floor"] = (smoothed_real_imgs, labels_real)
+    rep = {"accuracy": {}, "mean_fit": {}, "per_class_accuracy": {}, "no_structure": {}}
+    for k, (imgs, y) in sets.items():
+        lab, sc = _reads(reader, imgs)
+        if y is not None and len(y) != len(lab): raise ValueError(f"{k}: {len(lab)} images but {len(y)} labels")
+        y = None if y is None else np.asarray(y)
+        rep["accuracy"][k] = None if y is None else float(np.mean(lab == y))
+        rep["per_class_accuracy"][k] = None if y is None else {int(c): float(np.mean(lab[y == c] == c)) for c in np.unique(y)}
+        rep["mean_fit"][k], rep["no_structure"][k] = float(np.mean(sc)), float(np.mean(lab < 0))
+    return {**rep, "reader": classifier_name(reader), "score": getattr(reader, "score", None)}
+
 # %% ../nbs/10_metrics.ipynb #941daf76
 def split_halves(n: int, seed: int = 0, labels: Sequence|None = None) -> tuple: # (indices a, indices b)
     "A random split of range(n) in two halves, stratified by label when labels are given."
@@ -428,7 +466,9 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
                    labels_real: Sequence[int]|None = None, # labels of the real images (floor; stratified halves)
                    cross_res_pairs: Sequence|None = None, # [(img_hi, img_lo), ...] of the same seeds
                    smoothed_real_imgs=None, # the real images smoothed by A (A u0: what the model learns); spectra against them too
-                   seed: int = 0) -> dict:
+                   seed: int = 0,
+                   reader: Callable|None = None, # a structure set's fixed reader img -> (label, score): adds "structure"
+                   structure_smoothed_imgs=None) -> dict: # A u0 for the reader's floor (default: smoothed_real_imgs)
     "Every honest measure of the samples beside its real-data floor, as a JSON-serialisable dict."
     gen, real = as_images(gen_imgs), as_images(real_imgs)
     n_oct = octaves_of(train_res) if train_res else octaves_of(min(min(a.shape[:2]) for a in gen + real))
@@ -465,4 +505,7 @@ def quality_report(gen_imgs, real_imgs, # generated samples and the real (traini
         rep["cross_resolution"] = {"agreement": np.mean([cross_resolution_agreement(h, l) for h, l in zip(hi, lo)]),
                                    "different_seed_baseline": np.mean([cross_resolution_agreement(h, lo[(k + 1) % len(lo)]) for k, h in enumerate(hi)]) if len(lo) > 1 else None,
                                    "sizes": [list(hi[0].shape[:2]), list(lo[0].shape[:2])]}
+    if reader is not None:
+        sm = structure_smoothed_imgs if structure_smoothed_imgs is not None else smoothed_real_imgs
+        rep["structure"] = structure_report(reader, gen, real, labels_gen, labels_real, sm)
     return _jsonable(rep)
