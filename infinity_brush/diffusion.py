@@ -12,9 +12,9 @@ from tqdm.auto import tqdm
 
 # %% auto #0
 __all__ = ['ScheduleName', 'Param', 'Weighting', 'Spacing', 'check_option', 'beta_schedule', 'alphas_cumprod',
-           'posterior_variance', 'vlb_weight', 'Schedule', 'make_schedule', 'extract', 'q_sample', 'q_posterior',
-           'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight', 'training_loss', 'ddim_timesteps',
-           'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral', 'cfg_model']
+           'posterior_variance', 'vlb_weight', 'Schedule', 'make_schedule', 'shift_schedule', 'extract', 'q_sample',
+           'q_posterior', 'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight', 'training_loss',
+           'ddim_timesteps', 'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral', 'cfg_model']
 
 # %% ../nbs/03_diffusion.ipynb #7bda5acb
 ScheduleName = Literal["linear", "cosine"]
@@ -94,6 +94,16 @@ def make_schedule(name: ScheduleName = "cosine", # "linear" or "cosine"
                  ) -> Schedule:
     "The named `Schedule` with `T` steps."
     return Schedule(beta_schedule(name, T))
+
+# %% ../nbs/03_diffusion.ipynb #7aab13eb
+def shift_schedule(sched: Schedule, # a schedule
+                   shift: float, # s: logit(alpha_bar) + s (s > 0: less noise at every t)
+                  ) -> Schedule: # the schedule whose alpha_bar is sigmoid(logit(alpha_bar) + s)
+    "The schedule shifted by `shift` in log-SNR at every timestep (0: the same schedule)."
+    if shift == 0: return sched
+    ab = torch.sigmoid(torch.logit(sched.alpha_bar) + shift)
+    b = 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
+    return Schedule(b.clamp(1e-12, 0.999))
 
 # %% ../nbs/03_diffusion.ipynb #42833b29
 def _check_points(x: torch.Tensor, name: str):

@@ -10,7 +10,7 @@ from .train import checkpoint_info, load_checkpoint
 from .denoiser import InfinityBrushDenoiser, DenoiserConfig
 from .sampler import sample_image
 from .smoothing import Mollifier
-from .diffusion import make_schedule
+from .diffusion import make_schedule, shift_schedule
 
 # %% auto #0
 __all__ = ['load_model', 'condition_kind', 'describe_condition', 'check_condition', 'load_sampler']
@@ -61,9 +61,9 @@ def check_condition(model, # an InfinityBrushDenoiser
 def load_sampler(ckpt: str|Path, # a checkpoint written by `infinity-brush train`
                  use_ema: bool = True, device="cpu") -> tuple: # (model, sample)
     """`load_model`, plus `sample(height, width, cond=None, **options)`: `sampler.sample_image` with this model and the
-    smoothing A and noise schedule it was trained with (from the checkpoint's config), `cond` checked by `check_condition`."""
+    smoothing A and noise schedule it was trained with (from the checkpoint's config, with any log-SNR shift), `cond` checked by `check_condition`."""
     model, mc = load_model(ckpt, use_ema, device)
-    mol, sched = Mollifier(sigma=mc["sigma"]), make_schedule(mc["schedule"], mc["T"])
+    mol, sched = Mollifier(sigma=mc["sigma"]), shift_schedule(make_schedule(mc["schedule"], mc["T"]), mc.get("logsnr_shift", 0.0))
     param = mc.get("param", "v")                       # what the network's output means (recorded by train)
     def sample(h: int, w: int, cond=None, **options) -> torch.Tensor: # (h, w, C) in [-1, 1]
         c = check_condition(model, cond)
