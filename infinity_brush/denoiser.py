@@ -10,8 +10,7 @@ from typing import Literal, get_args
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-from .core import register_bench, timeit, peak_memory, grid_coords, matmul_gflops
+from .core import progress_bar, register_bench, timeit, peak_memory, grid_coords, matmul_gflops
 from .operators import CANO, LinearSelfAttention, add_block_stats
 from .uno import GridLevel, GridConfig
 
@@ -232,7 +231,7 @@ def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch
             for xc, cc in chunks(): acc = add_block_stats(acc, blk.attn_stats_blocks(model.features(xc, cc, O, ctx, stats, l), block))
             stats.append([tuple(m.float() for m in s) for s in acc])
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device) if out is None else out
-        for (a, b), (xc, cc) in zip(tqdm(bounds, desc="denoiser", disable=not progress), chunks()):
+        for (a, b), (xc, cc) in zip(progress_bar(bounds, desc="denoiser", disable=not progress), chunks()):
             out[:, a:b] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks))).to(out.dtype)
     return out
 

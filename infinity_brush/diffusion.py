@@ -8,7 +8,7 @@ import math, weakref
 from dataclasses import dataclass, field
 from typing import Callable, Literal, Sequence, get_args
 import torch
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 # %% auto #0
 __all__ = ['ScheduleName', 'Param', 'Weighting', 'Spacing', 'check_option', 'beta_schedule', 'alphas_cumprod',
@@ -327,7 +327,7 @@ def _sample(step, desc, model, x, coords, timesteps, sched, eta, param, cond, no
     ts = _check_timesteps(timesteps, sched)
     noise_fn = noise_fn or _noise_fn(x, generator)
     extra_args = extra_args or {}
-    for i, t in enumerate(tqdm(ts, desc=desc, disable=disable)):
+    for i, t in enumerate(progress_bar(ts, desc=desc, disable=disable)):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
         tt = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         out = model(x, coords, tt, cond, **extra_args)

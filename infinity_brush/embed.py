@@ -12,8 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from tqdm.auto import tqdm
-from .core import atomic_path, write_json
+from .core import atomic_path, write_json, progress_bar
 
 # %% auto #0
 __all__ = ['OPENCLIP_MODELS', 'DINO_MODELS', 'EncoderKind', 'to_encoder_input', 'hf_cache_dirs', 'find_weights',
@@ -194,7 +193,7 @@ def _ssl_run(x_all, cfg, steps, batch, lr, tau, seed, progress, desc):
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=steps, pct_start=0.1)
     losses = []
     enc.train()
-    for _ in tqdm(range(steps), desc=desc, disable=not progress):
+    for _ in progress_bar(range(steps), desc=desc, disable=not progress):
         idx = torch.randint(0, len(x_all), (batch,), generator=g)
         x = x_all[idx]
         v1, v2 = random_views(x, g), random_views(x, g)
@@ -285,7 +284,7 @@ def encode_images(encoder: nn.Module, # any encoder above
     "Embed whole images, each downsampled to the encoder's input (as the paper embeds the whole image); nothing is written."
     names = names or [str(im) if isinstance(im, (str, Path)) else f"image {j}" for j, im in enumerate(images)]
     out = []
-    for i in tqdm(range(0, len(images), batch), desc=f"embedding ({getattr(encoder, 'name', '?')})", disable=not progress):
+    for i in progress_bar(range(0, len(images), batch), desc=f"embedding ({getattr(encoder, 'name', '?')})", disable=not progress):
         chunk = [read_image(im) if isinstance(im, (str, Path)) else im for im in images[i:i + batch]]
         x = torch.cat([to_encoder_input(im, encoder.input_size) for im in chunk])
         with torch.no_grad(): e = encoder(x).cpu().numpy().astype(np.float32)

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
-from tqdm.auto import tqdm
+from .core import progress_bar
 
 # %% auto #0
 __all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'IMAGE_EXTS', 'frechet_distance', 'feature_stats', 'fid_from_features',
@@ -156,7 +156,7 @@ def features_of(arrays, # iterable of (H, W, 3) uint8 arrays (images or crops)
     def flush():
         x = torch.from_numpy(np.stack(buf)).permute(0, 3, 1, 2).float()
         feats.append(extractor(x).detach().cpu().numpy().astype(np.float64)); buf.clear()
-    for a in tqdm(arrays, desc=desc, disable=not progress):
+    for a in progress_bar(arrays, desc=desc, disable=not progress):
         buf.append(_clean_resize(a, extractor.input_size))
         if len(buf) == batch_size: flush()
     if buf: flush()

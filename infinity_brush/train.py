@@ -13,8 +13,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from tqdm.auto import tqdm
-from .core import atomic_path, write_json, register_bench
+from .core import atomic_path, write_json, register_bench, progress_bar
 
 # %% auto #0
 __all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
@@ -229,7 +228,7 @@ class Trainer:
         "Train until `steps` (default `cfg.steps`) total steps, checkpointing every `ckpt_every` steps and at the end."
         total = self.cfg.steps if steps is None else steps
         self._last_saved = self.step
-        bar = tqdm(total=total, initial=self.step, desc="training", disable=not self.cfg.progress or self.rank != 0)
+        bar = progress_bar(total=total, initial=self.step, desc="training", disable=not self.cfg.progress or self.rank != 0)
         while self.step < total:
             self.train_step(); bar.update(1)
             if self.step % self.cfg.log_every == 0:
