@@ -302,14 +302,14 @@ def blur_dct(img: torch.Tensor, # (..., H, W)
 
 def undo_wiener(img: torch.Tensor, # (..., H, W) a blurred image
                 sigma_px: float|tuple, # the blur's std in pixels (per axis or both)
-                inv_snr: float = 0.05) -> torch.Tensor: # (..., H, W)
+                inv_snr: float = 0.05) -> torch.Tensor: # (..., H, W); inv_snr: r in g / (g² + r²)
     "Wiener-regularised inverse of the Gaussian blur (∞-Diff's `undo_wiener`)."
     from scipy.fft import dctn, idctn
     if inv_snr < 0: raise ValueError(f"inv_snr must be >= 0, got {inv_snr}")
     sy, sx = (sigma_px, sigma_px) if np.isscalar(sigma_px) else sigma_px
     a = img.detach().cpu().double().numpy()
     g = _dct_gain(a.shape[-2], a.shape[-1], sy, sx)
-    out = idctn(dctn(a, axes=(-2, -1), norm="ortho") * g / (g**2 + inv_snr), axes=(-2, -1), norm="ortho")
+    out = idctn(dctn(a, axes=(-2, -1), norm="ortho") * g / (g**2 + inv_snr**2), axes=(-2, -1), norm="ortho")
     return torch.from_numpy(out).to(img.dtype)
 
 # %% ../nbs/02_smoothing.ipynb #48b4a092
