@@ -161,7 +161,9 @@ def run_ladder(data: str|Path, rungs: list, cpu_seconds: float, out: str|Path, r
     for r in rungs:
         if r not in RUNGS: raise KeyError(f"unknown rung {r!r}; choose from {', '.join(RUNGS)}")
         run = Path(runs) / f"{name}-{r}"
-        rec = train_rung(RUNGS[r], data, cpu_seconds, run, seed=seed)
+        done = run / "record.json"                                   # a rung trained before (same budget) is scored again, not retrained
+        old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
+        rec = old if old and old.get("cpu_budget_s") == cpu_seconds else train_rung(RUNGS[r], data, cpu_seconds, run, seed=seed)
         sc = score_rung(run / "last.safetensors", per_class=per_class, seed=1000)
         sample_sheet(sc.pop("samples"), sc.pop("labels"), out / f"{name}-{r}.png", f"{name}: {r} ({rec['cpu_s'] / 60:.1f} CPU min)")
         rec = {**rec, **sc, "note": RUNGS[r].note, "commit": _commit()}
