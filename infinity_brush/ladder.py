@@ -164,7 +164,7 @@ def run_ladder(data: str|Path, rungs: list, cpu_seconds: float, out: str|Path, r
         done = run / "record.json"                                   # a rung trained before (same budget) is scored again, not retrained
         old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
         rec = old if old and old.get("cpu_budget_s") == cpu_seconds else train_rung(RUNGS[r], data, cpu_seconds, run, seed=seed)
-        sc = score_rung(run / "last.safetensors", per_class=per_class, seed=1000)
+        sc = score_rung(run / "last.safetensors", per_class=per_class, seed=1000, real_dir=data)
         sample_sheet(sc.pop("samples"), sc.pop("labels"), out / f"{name}-{r}.png", f"{name}: {r} ({rec['cpu_s'] / 60:.1f} CPU min)")
         rec = {**rec, **sc, "note": RUNGS[r].note, "commit": _commit()}
         (out / f"{name}-{r}.json").write_text(json.dumps(rec, indent=1, default=float))
