@@ -155,25 +155,30 @@ class LocalOperator(nn.Module):
         win, wphi = self.basis(torch.stack(torch.meshgrid(di, dj, indexing="ij"), -1) / self.radius)
         return torch.einsum("ijk,ck->cij", wphi, self.theta)[:, None], win[None, None]
 
-    def grid(self, v: torch.Tensor, # (B, h*w, C) values at the pixel centres of an h×w grid, row-major (`grid_coords(h, w)`)
+    def halo(self, h: int) -> int: return math.ceil(self.radius * h)   # rows of input a grid route needs on each side
+
+    def grid(self, v: torch.Tensor, # (B, n*w, C) values at the pixel centres of rows [row0, row0 + n) of an h×w grid, row-major
              h: int, w: int,
-             start: int = 0, stop: int|None = None, # the output at the flat points [start, stop)
+             start: int = 0, stop: int|None = None, # the output at the flat points [start, stop) of the whole grid
              tile: int = 64, # output rows per convolution (memory only)
+             row0: int = 0, # the first row `v` holds: it must hold every row within `halo(h)` of the output's rows
             ) -> torch.Tensor: # (B, stop - start, C)
         "The grid route: the convolution with the kernels over the convolution of the window with the all-ones mask, by row tiles with a halo."
         B, N, C = v.shape
-        if N != h * w: raise ValueError(f"the grid route needs all h*w = {h * w} points, got {N}")
-        stop = N if stop is None else stop
+        if N % w or row0 < 0 or row0 + N // w > h: raise ValueError(f"the grid route needs whole rows of the {h}×{w} grid from row {row0}, got {N} points")
+        stop = h * w if stop is None else stop
         K, W = (k.to(v.dtype) for k in self.kernels(h, w))
         R0, R1 = K.shape[-2] // 2, K.shape[-1] // 2
-        img = v.view(B, h, w, C).permute(0, 3, 1, 2)                      # (B, C, h, w)
+        img = v.view(B, N // w, w, C).permute(0, 3, 1, 2)                 # (B, C, n, w): rows row0 .. row0 + n
         r0, r1 = start // w, -(-stop // w)                                # the rows [start, stop) touches
+        if max(0, r0 - R0) < row0 or min(h, r1 + R0) > row0 + N // w:
+            raise ValueError(f"rows {r0}..{r1} need input rows {max(0, r0 - R0)}..{min(h, r1 + R0)}, given {row0}..{row0 + N // w}")
         outs = []
         for a in range(r0, r1, tile):
             b = min(a + tile, r1); lo, hi = max(0, a - R0), min(h, b + R0)  # the tile's rows and its halo
             pad = (R1, R1, R0 - (a - lo), R0 - (hi - b))                   # zeros beyond the image
             ones = F.pad(torch.ones(1, 1, hi - lo, w, dtype=v.dtype, device=v.device), pad)
-            outs.append(F.conv2d(F.pad(img[:, :, lo:hi], pad), K, groups=C) / F.conv2d(ones, W).clamp_min(1e-12))
+            outs.append(F.conv2d(F.pad(img[:, :, lo - row0:hi - row0], pad), K, groups=C) / F.conv2d(ones, W).clamp_min(1e-12))
         return torch.cat(outs, 2).permute(0, 2, 3, 1).reshape(B, -1, C)[:, start - r0 * w: stop - r0 * w]
 
 # %% ../nbs/04_operators.ipynb #0e43a5b6
