@@ -44,6 +44,7 @@ class DenoiserConfig:
     tdim: int = 128 # time-embedding width
     T: int = 1000 # number of diffusion steps (timesteps are embedded as t / T)
     local_radius: float = 0.0 # radius r of the local operator at the points, a fraction of the image side (e.g. 3/R); 0: none
+    local_dim: int = 16 # channels the local operator integrates (one kernel each), mapped to `dim` after it
 
     def __post_init__(self):
         if self.conditioning not in get_args(Conditioning):
@@ -52,6 +53,7 @@ class DenoiserConfig:
             raise ValueError(f"unknown cond_kind {self.cond_kind!r}; choose 'embedding', 'label' or None")
         if self.dim % self.heads: raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
         if not self.local_radius >= 0: raise ValueError(f"local_radius must be >= 0, got {self.local_radius}")
+        if self.local_dim < 1: raise ValueError(f"local_dim must be positive, got {self.local_dim}")
         if self.coord_tokens < 1: raise ValueError(f"coord_tokens must be positive, got {self.coord_tokens}")
         self.unet_mults = tuple(self.unet_mults)
 
@@ -165,8 +167,10 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
             self.time_tok, self.coord_tok = nn.Linear(cfg.tdim, d), nn.Linear(4 * n_f + 2, d)
         self.blocks = nn.ModuleList([SparseBlock(cfg) for _ in range(cfg.depth)])
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, C))
-        self.local_in = self.local = None                                   # built last: without it, parameters and draws as before
-        if cfg.local_radius > 0: self.local_in, self.local = nn.Sequential(nn.Linear(C, d), nn.GELU()), LocalOperator(d, cfg.local_radius)
+        self.local_in = self.local = self.local_out = None                 # built last: without it, parameters and draws as before
+        if cfg.local_radius > 0:
+            self.local_in = nn.Sequential(nn.Linear(C, cfg.local_dim), nn.GELU())   # p = GELU(W u_t), pointwise
+            self.local, self.local_out = LocalOperator(cfg.local_dim, cfg.local_radius), nn.Linear(cfg.local_dim, d)
 
     def context(self, t, cond=None, cond_drop_mask=None, B: int = 1, device="cpu") -> dict:
         "Everything that does not depend on the points: t's embedding, the condition tokens, CANO's statistics per block."
@@ -189,12 +193,17 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         "The lift: each point's own value and the grid output read bilinearly at it."
         return self.lift(torch.cat([x, self.grid.from_grid(O, coords)], -1))
 
+    def local_points(self, q, x, coords) -> torch.Tensor: # queries (B, M, 2), u_t (B, N, C) at coords (B, N, 2) -> (B, M, d)
+        "The local term at the queries by the point route, against all the points."
+        return self.local_out(self.local.points(q, coords, self.local_in(x)))
+
     def local_grid(self, x: torch.Tensor, # (B, h*w, C) u_t at every pixel of an h×w grid, row-major (any device)
                    start: int, stop: int, grid_shape: tuple) -> torch.Tensor: # (B, stop - start, d)
         "The local term at the flat points [start, stop) of a whole grid: the grid route, lifting only their rows and a halo."
         h, w = grid_shape; R = self.local.halo(h)
         lo, hi = max(0, start // w - R), min(h, -(-stop // w) + R)
-        return self.local.grid(self.local_in(x[:, lo * w:hi * w].to(self.local.theta.device)), h, w, start, stop, row0=lo)
+        p = self.local_in(x[:, lo * w:hi * w].to(self.local.theta.device))
+        return self.local_out(self.local.grid(p, h, w, start, stop, row0=lo))
 
     def features(self, x, coords, O, ctx, stats: list, upto: int,
                  loc: torch.Tensor|None = None, # (B, n, d) the local term at these points (`local_radius > 0`)
@@ -216,7 +225,7 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         ctx = self.context(t, cond, cond_drop_mask, x.shape[0], x.device)
         O = self.grid_pass([(x, coords)], ctx)
         h = self.lift_points(x, coords, O)
-        if self.local is not None: h = h + self.local.points(coords, coords, self.local_in(x))   # the point route
+        if self.local is not None: h = h + self.local_points(coords, x, coords)   # the point route
         for blk in self.blocks: h = blk.apply(h, blk.attn_stats(h), ctx)
         return self.head(h)
 
@@ -246,7 +255,7 @@ def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch
         elif grid_shape is not None: loc = lambda a, b: model.local_grid(x, a, b, grid_shape)     # rows and a halo
         else:                                                                                    # every point, O(N·chunk)
             ca = coords.to(dev); pa = model.local_in(x.to(dev))
-            loc = lambda a, b: model.local.points(ca[:, a:b], ca, pa)
+            loc = lambda a, b: model.local_out(model.local.points(ca[:, a:b], ca, pa))
         chunks = lambda: ((xc, cc, loc(a, b)) for (a, b), (xc, cc) in zip(bounds, pairs()))
         ctx = model.context(t.to(dev), None if cond is None else cond.to(dev), None, x.shape[0], dev)
         O = model.grid_pass(pairs(), ctx, block=block)

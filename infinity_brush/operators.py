@@ -127,24 +127,48 @@ class LocalOperator(nn.Module):
         w = (1 - d.square().sum(-1)).clamp_min(0).square()
         return w, w[..., None] * torch.stack([d[..., 0] ** a * d[..., 1] ** b for a, b in self.exps], -1)
 
+    def cells(self, n: int) -> int: # cells per side of the neighbour search among n points (side 1/G >= r, at most ~4n cells)
+        return max(1, min(int(1 / self.radius), math.isqrt(4 * n)))
+
+    def neighbours(self, q: torch.Tensor, # (B, M, 2) query coordinates
+                   x: torch.Tensor, # (B, N, 2) point coordinates
+                  ) -> tuple: # query index into B·M, point index into B·N: (P,) each; offsets (x_j − q_i)/r: (P, 2)
+        "Every (query, point) pair closer than r, by a cell list: the points sorted by cell (side >= r), each query testing the points of its 3×3 cells."
+        B, M, _ = q.shape; N = x.shape[1]; G = self.cells(N); dev = x.device
+        with torch.no_grad():
+            cell = lambda p: (p * G).floor().long().clamp(0, G - 1)
+            bi = torch.arange(B, device=dev)[:, None]
+            cx = cell(x); cid = ((bi * G + cx[..., 0]) * G + cx[..., 1]).flatten()
+            order = cid.argsort(); counts = torch.bincount(cid, minlength=B * G * G); starts = counts.cumsum(0) - counts
+            cq, qs, ps = cell(q), [], []
+            for dy in (-1, 0, 1):
+                for dx in (-1, 0, 1):
+                    ny, nx = cq[..., 0] + dy, cq[..., 1] + dx
+                    nid = ((bi * G + ny.clamp(0, G - 1)) * G + nx.clamp(0, G - 1)).flatten()
+                    cnt = counts[nid] * ((ny >= 0) & (ny < G) & (nx >= 0) & (nx < G)).flatten()
+                    first = (starts[nid] - cnt.cumsum(0) + cnt).repeat_interleave(cnt)   # a query's candidates are one run of `order`
+                    qs.append(torch.arange(B * M, device=dev).repeat_interleave(cnt)); ps.append(order[first + torch.arange(len(first), device=dev)])
+            qi, pj = torch.cat(qs), torch.cat(ps)
+        dlt = (x.reshape(-1, 2)[pj] - q.reshape(-1, 2)[qi]) / self.radius
+        keep = dlt.detach().square().sum(-1) < 1
+        return qi[keep], pj[keep], dlt[keep]
+
     def points(self, q: torch.Tensor, # (B, M, 2) query coordinates
                x: torch.Tensor, # (B, N, 2) coordinates of the points that are there
                v: torch.Tensor, # (B, N, C) their values
-               chunk: int|None = None, # queries per distance block (default: B·chunk·N about 2^24)
+               chunk: int|None = None, # queries per neighbour search (default: about 2^23 candidate pairs)
               ) -> torch.Tensor: # (B, M, C)
-        "The point route: a distance test for every (query, point) pair, O(N·M), then the sums over the pairs within r."
-        B, M, _ = q.shape; N = x.shape[1]
-        chunk = chunk or max(1, 2**24 // max(1, B * N))
-        outs = []
+        "The point route: the pairs within r (`neighbours`), the kernel at their offsets, the two sums per query."
+        B, M, _ = q.shape; N, C = x.shape[1], v.shape[-1]
+        chunk = chunk or max(1, 2**23 * self.cells(N) ** 2 // (9 * B * N))
+        vf, outs = v.reshape(B * N, C), []
         for a in range(0, M, chunk):
             qa = q[:, a:a + chunk]; m = qa.shape[1]
-            with torch.no_grad():                                         # a generous test: w is exactly 0 beyond r
-                b, i, j = (torch.cdist(qa.float(), x.float()) < self.radius * (1 + 1e-3)).nonzero(as_tuple=True)
-            w, wphi = self.basis((x[b, j] - qa[b, i]).float() / self.radius)   # (P,), (P, n_basis)
-            row = b * m + i
-            num = v.new_zeros(B * m, v.shape[-1]).index_add(0, row, ((wphi @ self.theta.T.float()) * v[b, j]).to(v.dtype))
-            den = w.new_zeros(B * m).index_add(0, row, w)
-            outs.append((num / den.clamp_min(1e-12)[:, None].to(num.dtype)).view(B, m, -1))
+            qi, pj, dlt = self.neighbours(qa, x)
+            w, wphi = self.basis(dlt.float())                             # (P,), (P, n_basis)
+            num = v.new_zeros(B * m, C).index_add(0, qi, ((wphi @ self.theta.T.float()) * vf[pj]).to(v.dtype))
+            den = w.new_zeros(B * m).index_add(0, qi, w)
+            outs.append((num / den.clamp_min(1e-12)[:, None].to(num.dtype)).view(B, m, C))
         return torch.cat(outs, 1)
 
     def kernels(self, h: int, w: int) -> tuple: # (C, 1, 2R_0+1, 2R_1+1) the kernels, (1, 1, 2R_0+1, 2R_1+1) the window
