@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from .core import register_bench, timeit, peak_memory, grid_coords
 
 # %% auto #0
-__all__ = ['LinearAttentionStats', 'add_block_stats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'LocalOperator', 'bench_cano',
-           'bench_local']
+__all__ = ['FFT_ABOVE', 'LinearAttentionStats', 'add_block_stats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'LocalOperator',
+           'bench_cano', 'bench_local']
 
 # %% ../nbs/04_operators.ipynb #80320285
 def _heads(x, H): return x.reshape(*x.shape[:-1], H, x.shape[-1] // H)
@@ -111,6 +111,16 @@ class LinearSelfAttention(nn.Module):
 def _monomials(degree: int) -> list: # [(a, b), ...] exponents of δ_0^a δ_1^b with a + b <= degree
     return [(a, n - a) for n in range(degree + 1) for a in range(n, -1, -1)]
 
+FFT_ABOVE = 100 # `LocalOperator.grid` convolves by FFT when the kernel has more entries than this
+
+def _correlate_fft(x: torch.Tensor, # (B, C, H, W) input, padded
+                   k: torch.Tensor, # (C, 1, kh, kw) or (1, 1, kh, kw) kernels
+                  ) -> torch.Tensor: # (B, C, H - kh + 1, W - kw + 1): F.conv2d(x, k, groups=C), by FFT
+    "The valid depthwise cross-correlation as a product of FFTs (float32): its cost does not depend on the kernel's size."
+    H, W = x.shape[-2:]; kh, kw = k.shape[-2:]
+    y = torch.fft.irfft2(torch.fft.rfft2(x.float()) * torch.fft.rfft2(k[:, 0].flip(-2, -1).float(), s=(H, W)), s=(H, W))
+    return y[..., kh - 1:, kw - 1:]                                       # the outputs no circular wrap reaches
+
 class LocalOperator(nn.Module):
     "(Kv)(x) = Σ_j k_θ(x_j − x) v(x_j) / Σ_j w(x_j − x) over |x_j − x| < r: a depthwise kernel w·polynomial, normalised by the window at the points there."
     def __init__(self, channels: int, # C: one kernel per channel (depthwise)
@@ -186,6 +196,7 @@ class LocalOperator(nn.Module):
              start: int = 0, stop: int|None = None, # the output at the flat points [start, stop) of the whole grid
              tile: int = 64, # output rows per convolution (memory only)
              row0: int = 0, # the first row `v` holds: it must hold every row within `halo(h)` of the output's rows
+             fft: bool|None = None, # convolve by FFT; None: when the kernel has more than `FFT_ABOVE` entries (r h > 4 px)
             ) -> torch.Tensor: # (B, stop - start, C)
         "The grid route: the convolution with the kernels over the convolution of the window with the all-ones mask, by row tiles with a halo."
         B, N, C = v.shape
@@ -197,12 +208,14 @@ class LocalOperator(nn.Module):
         r0, r1 = start // w, -(-stop // w)                                # the rows [start, stop) touches
         if max(0, r0 - R0) < row0 or min(h, r1 + R0) > row0 + N // w:
             raise ValueError(f"rows {r0}..{r1} need input rows {max(0, r0 - R0)}..{min(h, r1 + R0)}, given {row0}..{row0 + N // w}")
+        fft = K[0].numel() > FFT_ABOVE if fft is None else fft
+        conv = (lambda x_, k_: _correlate_fft(x_, k_).to(v.dtype)) if fft else (lambda x_, k_: F.conv2d(x_, k_, groups=k_.shape[0]))
         outs = []
         for a in range(r0, r1, tile):
             b = min(a + tile, r1); lo, hi = max(0, a - R0), min(h, b + R0)  # the tile's rows and its halo
             pad = (R1, R1, R0 - (a - lo), R0 - (hi - b))                   # zeros beyond the image
             ones = F.pad(torch.ones(1, 1, hi - lo, w, dtype=v.dtype, device=v.device), pad)
-            outs.append(F.conv2d(F.pad(img[:, :, lo - row0:hi - row0], pad), K, groups=C) / F.conv2d(ones, W).clamp_min(1e-12))
+            outs.append(conv(F.pad(img[:, :, lo - row0:hi - row0], pad), K) / conv(ones, W).clamp_min(1e-12))
         return torch.cat(outs, 2).permute(0, 2, 3, 1).reshape(B, -1, C)[:, start - r0 * w: stop - r0 * w]
 
 # %% ../nbs/04_operators.ipynb #0e43a5b6
@@ -235,15 +248,21 @@ def bench_cano(quick: bool = False, device="cpu"):
 @register_bench("local")
 def bench_local(quick: bool = False, device="cpu"):
     device = torch.device(device)
-    C, r, q = 64, 3 / 64, 4096
+    C, r = 64, 3 / 64
     op = LocalOperator(C, r).to(device)
     for n in ([128] if quick else [128, 1024]):
         v = torch.randn(1, n * n, C, device=device); c = grid_coords(n, device=device)[None]
-        a, m = n // 2 * n, (q if n <= 128 else 256)                     # the middle rows; point-route queries timed
-        with torch.inference_mode():
-            t_grid = timeit(lambda: op.grid(v, n, n, a, a + q), repeat=3, device=device)
-            t_point = timeit(lambda: op.points(c[:, a:a + m], c, v), repeat=1, warmup=0, device=device) * q / m
-            diff = (op.grid(v, n, n, a, a + m) - op.points(c[:, a:a + m], c, v)).abs().max().item()
-        yield {"size": n, "queries": q, "channels": C, "radius": r, "radius_px": r * n, "taps": (op.kernels(n, n)[1] > 0).sum().item(),
-               "grid_s": t_grid, "point_s": t_point, "point_queries_timed": m, "point_scaled": m < q,
-               "speedup": t_point / t_grid, "max_abs_diff": diff}
+        taps = (op.kernels(n, n)[1] > 0).sum().item(); auto = "fft" if op.kernels(n, n)[1].numel() > FFT_ABOVE else "direct"
+        for q in ([4096] if n <= 128 else [4096, 65_536]):
+            a, m = n // 2 * n, (q if n <= 128 else 256)                 # the middle rows; point-route queries timed
+            with torch.inference_mode():
+                rep = 3 if q * taps < 2**28 else 1
+                t = {f: timeit(lambda: op.grid(v, n, n, a, a + q, fft=f), repeat=rep, device=device) for f in (False, True)}
+                row = {"size": n, "queries": q, "rows": q // n, "channels": C, "radius": r, "radius_px": r * n, "taps": taps,
+                       "grid_direct_s": t[False], "grid_fft_s": t[True], "grid_route": auto, "grid_s": t[auto == "fft"]}
+                if q == 4096:
+                    t_point = timeit(lambda: op.points(c[:, a:a + m], c, v), repeat=1, warmup=0, device=device) * q / m
+                    diff = (op.grid(v, n, n, a, a + m) - op.points(c[:, a:a + m], c, v)).abs().max().item()
+                    row |= {"point_s": t_point, "point_queries_timed": m, "point_scaled": m < q, "speedup": t_point / row["grid_s"], "max_abs_diff": diff}
+            yield row
+
