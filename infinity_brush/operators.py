@@ -204,7 +204,7 @@ class LocalOperator(nn.Module):
         stop = h * w if stop is None else stop
         K, W = (k.to(v.dtype) for k in self.kernels(h, w))
         R0, R1 = K.shape[-2] // 2, K.shape[-1] // 2
-        img = v.view(B, N // w, w, C).permute(0, 3, 1, 2)                 # (B, C, n, w): rows row0 .. row0 + n
+        img = v.reshape(B, N // w, w, C).permute(0, 3, 1, 2)                 # (B, C, n, w): rows row0 .. row0 + n
         r0, r1 = start // w, -(-stop // w)                                # the rows [start, stop) touches
         if max(0, r0 - R0) < row0 or min(h, r1 + R0) > row0 + N // w:
             raise ValueError(f"rows {r0}..{r1} need input rows {max(0, r0 - R0)}..{min(h, r1 + R0)}, given {row0}..{row0 + N // w}")
