@@ -55,7 +55,7 @@ def cmd_train(a):
     ds = LargeImageDataset(a.data, a.pixels, cond=cond, mol=mol, seed=a.seed)
     cfg = DenoiserConfig(dim=a.dim, depth=a.depth, cond_kind=cond, cond_dim=info["embed_dim"] or 128,
                          num_classes=a.num_classes, conditioning=a.conditioning if cond else "none", T=a.T,
-                         grid=a.grid or default_grid(R, a.pixels))
+                         grid=a.grid or default_grid(R, a.pixels), local_radius=a.local_px / R)
     torch.manual_seed(a.seed)
     model = InfinityBrushDenoiser(cfg)
     tcfg = TrainConfig(steps=a.steps, lr=a.lr, lr_schedule=a.lr_schedule, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
@@ -176,6 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: 2/R for R-pixel training images, one pixel at R/2, the lowest resolution it is meant to be sampled at)")
     s.add_argument("--grid", type=_positive, default=None, help="side of the grid level (default: the largest multiple of 4 "
                    "with G <= R/2 and G² <= --pixels)")
+    s.add_argument("--local-px", type=float, default=0.0, help="radius of the local operator at the points, in pixels at the "
+                   "training resolution R (stored as a fraction of the image side; ∞-Diff uses 3); 0: none")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
     s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
     s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")

@@ -11,7 +11,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from .core import progress_bar, register_bench, timeit, peak_memory, grid_coords, matmul_gflops
-from .operators import CANO, LinearSelfAttention, add_block_stats
+from .operators import CANO, LinearSelfAttention, LocalOperator, add_block_stats
 from .uno import GridLevel, GridConfig
 
 # %% auto #0
@@ -42,6 +42,8 @@ class DenoiserConfig:
     coord_tokens: int = 8 # CANO's coordinate set: the cell centres of a coord_tokens² lattice
     tdim: int = 128 # time-embedding width
     T: int = 1000 # number of diffusion steps (timesteps are embedded as t / T)
+    local_radius: float = 0.0 # radius r of the local operator at the points, a fraction of the image side (e.g. 3/R); 0: none
+    local_dim: int = 16 # channels the local operator integrates (one kernel each), mapped to `dim` after it
 
     def __post_init__(self):
         if self.conditioning not in get_args(Conditioning):
@@ -49,6 +51,8 @@ class DenoiserConfig:
         if self.cond_kind not in ("embedding", "label", None):
             raise ValueError(f"unknown cond_kind {self.cond_kind!r}; choose 'embedding', 'label' or None")
         if self.dim % self.heads: raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if not self.local_radius >= 0: raise ValueError(f"local_radius must be >= 0, got {self.local_radius}")
+        if self.local_dim < 1: raise ValueError(f"local_dim must be positive, got {self.local_dim}")
         if self.coord_tokens < 1: raise ValueError(f"coord_tokens must be positive, got {self.coord_tokens}")
         self.unet_mults = tuple(self.unet_mults)
 
@@ -162,6 +166,10 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
             self.time_tok, self.coord_tok = nn.Linear(cfg.tdim, d), nn.Linear(4 * n_f + 2, d)
         self.blocks = nn.ModuleList([SparseBlock(cfg) for _ in range(cfg.depth)])
         self.head = nn.Sequential(nn.LayerNorm(d), nn.Linear(d, C))
+        self.local_in = self.local = self.local_out = None                 # built last: without it, parameters and draws as before
+        if cfg.local_radius > 0:
+            self.local_in = nn.Sequential(nn.Linear(C, cfg.local_dim), nn.GELU())   # p = GELU(W u_t), pointwise
+            self.local, self.local_out = LocalOperator(cfg.local_dim, cfg.local_radius), nn.Linear(cfg.local_dim, d)
 
     def context(self, t, cond=None, cond_drop_mask=None, B: int = 1, device="cpu") -> dict:
         "Everything that does not depend on the points: t's embedding, the condition tokens, CANO's statistics per block."
@@ -184,9 +192,24 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         "The lift: each point's own value and the grid output read bilinearly at it."
         return self.lift(torch.cat([x, self.grid.from_grid(O, coords)], -1))
 
-    def features(self, x, coords, O, ctx, stats: list, upto: int) -> torch.Tensor: # (B, n, d) after `upto` blocks
+    def local_points(self, q, x, coords) -> torch.Tensor: # queries (B, M, 2), u_t (B, N, C) at coords (B, N, 2) -> (B, M, d)
+        "The local term at the queries by the point route, against all the points."
+        return self.local_out(self.local.points(q, coords, self.local_in(x)))
+
+    def local_grid(self, x: torch.Tensor, # (B, h*w, C) u_t at every pixel of an h×w grid, row-major (any device)
+                   start: int, stop: int, grid_shape: tuple) -> torch.Tensor: # (B, stop - start, d)
+        "The local term at the flat points [start, stop) of a whole grid: the grid route, lifting only their rows and a halo."
+        h, w = grid_shape; R = self.local.halo(h)
+        lo, hi = max(0, start // w - R), min(h, -(-stop // w) + R)
+        p = self.local_in(x[:, lo * w:hi * w].to(self.local.theta.device))
+        return self.local_out(self.local.grid(p, h, w, start, stop, row0=lo))
+
+    def features(self, x, coords, O, ctx, stats: list, upto: int,
+                 loc: torch.Tensor|None = None, # (B, n, d) the local term at these points (`local_radius > 0`)
+                ) -> torch.Tensor: # (B, n, d) after `upto` blocks
         "A chunk's features after the lift and the first `upto` blocks (`stats[l]`: block l's statistics of all points)."
         h = self.lift_points(x, coords, O)
+        if loc is not None: h = h + loc
         for blk, s in zip(self.blocks[:upto], stats): h = blk.apply(h, s, ctx)
         return h
 
@@ -201,6 +224,7 @@ class InfinityBrushDenoiser(ConditionTokens, nn.Module):
         ctx = self.context(t, cond, cond_drop_mask, x.shape[0], x.device)
         O = self.grid_pass([(x, coords)], ctx)
         h = self.lift_points(x, coords, O)
+        if self.local is not None: h = h + self.local_points(coords, x, coords)   # the point route
         for blk in self.blocks: h = blk.apply(h, blk.attn_stats(h), ctx)
         return self.head(h)
 
@@ -216,23 +240,32 @@ def chunk_bounds(N: int, chunk: int, block: int) -> list: # [(start, stop), ...]
 def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch.Tensor, t: torch.Tensor, cond=None,
                     chunk: int = 65_536, progress: bool = False, out: torch.Tensor|None = None,
                     block: int = 4096, # points per reduction block: the output is bit-identical for every chunk size (CPU)
+                    grid_shape: tuple|None = None, # (h, w): the points are a whole h×w grid, `grid_coords(h, w)` (the local operator's grid route)
                    ) -> torch.Tensor: # (B, N, C)
     "The denoiser over any number of points with memory for one chunk (plus the grid)."
     dev = next(model.parameters()).device
     amp = dev.type == "cuda"
+    if grid_shape is not None and grid_shape[0] * grid_shape[1] != x.shape[1]:
+        raise ValueError(f"grid_shape {tuple(grid_shape)} does not hold the {x.shape[1]} points")
     bounds = chunk_bounds(x.shape[1], chunk, block)
-    chunks = lambda: ((x[:, a:b].to(dev), coords[:, a:b].to(dev)) for a, b in bounds)
+    pairs = lambda: ((x[:, a:b].to(dev), coords[:, a:b].to(dev)) for a, b in bounds)
     with torch.inference_mode(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+        if getattr(model, "local", None) is None: loc = lambda a, b: None
+        elif grid_shape is not None: loc = lambda a, b: model.local_grid(x, a, b, grid_shape)     # rows and a halo
+        else:                                                                                    # every point, O(N·chunk)
+            ca = coords.to(dev); pa = model.local_in(x.to(dev))
+            loc = lambda a, b: model.local_out(model.local.points(ca[:, a:b], ca, pa))
+        chunks = lambda: ((xc, cc, loc(a, b)) for (a, b), (xc, cc) in zip(bounds, pairs()))
         ctx = model.context(t.to(dev), None if cond is None else cond.to(dev), None, x.shape[0], dev)
-        O = model.grid_pass(chunks(), ctx, block=block)
+        O = model.grid_pass(pairs(), ctx, block=block)
         stats = []
         for l, blk in enumerate(model.blocks):
             acc = None
-            for xc, cc in chunks(): acc = add_block_stats(acc, blk.attn_stats_blocks(model.features(xc, cc, O, ctx, stats, l), block))
+            for xc, cc, lc in chunks(): acc = add_block_stats(acc, blk.attn_stats_blocks(model.features(xc, cc, O, ctx, stats, l, lc), block))
             stats.append([tuple(m.float() for m in s) for s in acc])
         out = torch.empty(x.shape, dtype=x.dtype, device=x.device) if out is None else out
-        for (a, b), (xc, cc) in zip(progress_bar(bounds, desc="denoiser", disable=not progress), chunks()):
-            out[:, a:b] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks))).to(out.dtype)
+        for (a, b), (xc, cc, lc) in zip(progress_bar(bounds, desc="denoiser", disable=not progress), chunks()):
+            out[:, a:b] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks), lc)).to(out.dtype)
     return out
 
 # %% ../nbs/06_denoiser.ipynb #3df4baa4

@@ -108,7 +108,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
     x = flat(noise(seed))                                  # the image, its noise and its points live on the model's device
     coords = grid_coords(h, w)[None].to(dev)
-    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, block=block)
+    net = lambda x_, c_, t_, e_=None: denoise_chunked(model, x_, c_, t_, e_, chunk=chunk, block=block, grid_shape=(h, w))
     if guidance != 1.0: net = cfg_model(net, guidance, None)
     out = sample_ddim(net, x, coords, ddim_timesteps(sched.T, steps), sched, param=param, cond=cond, eta=eta, clip=clip,
                       noise_fn=lambda i: flat(noise(step_noise_seed(seed, i))), callback=callback, disable=not progress)
