@@ -4,7 +4,7 @@
 
 # %% ../nbs/11_cli.ipynb #88020bdb
 from __future__ import annotations
-import argparse, json, sys
+import argparse, json, math, sys
 from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
@@ -42,7 +42,7 @@ def cmd_embed(a):
 def cmd_train(a):
     from infinity_brush.data import LargeImageDataset, validate_dataset
     from infinity_brush.smoothing import Mollifier
-    from infinity_brush.diffusion import make_schedule
+    from infinity_brush.diffusion import make_schedule, shift_schedule, pixel_logsnr_shift
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig, default_grid
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss, dataset_batch_fn, init_distributed
     cond = None if a.cond == "none" else a.cond
@@ -59,9 +59,10 @@ def cmd_train(a):
     torch.manual_seed(a.seed)
     model = InfinityBrushDenoiser(cfg)
     tcfg = TrainConfig(steps=a.steps, lr=a.lr, lr_schedule=a.lr_schedule, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
-    tr = Trainer(model, make_diffusion_loss(make_schedule(a.schedule, a.T), mol, cond_drop=a.cond_drop if cond else 0.0),
+    shift = pixel_logsnr_shift(sigma, R) if a.logsnr_shift == "pixel" else float(a.logsnr_shift)   # recorded: `sample` applies it
+    tr = Trainer(model, make_diffusion_loss(shift_schedule(make_schedule(a.schedule, a.T), shift), mol, cond_drop=a.cond_drop if cond else 0.0),
                  dataset_batch_fn(ds, a.batch, a.seed), tcfg,
-                 model_config={"denoiser": asdict(cfg), "sigma": sigma, "schedule": a.schedule, "T": a.T, "param": "v"}, device=dev)
+                 model_config={"denoiser": asdict(cfg), "sigma": sigma, "schedule": a.schedule, "T": a.T, "logsnr_shift": shift, "param": "v"}, device=dev)
     resumed = tr.resume() if a.resume else False
     losses = tr.fit()
     if rank == 0: print(json.dumps({"checkpoint": str(tr.ckpt_path), "steps": tr.step, "resumed": resumed, "final_loss": float(np.mean(losses[-10:]))}))
@@ -121,6 +122,14 @@ def _device(name: str|None) -> torch.device:
     if d.type == "cuda" and not torch.cuda.is_available(): raise ValueError(f"--device {name}: no CUDA device is available here")
     return d
 
+def _shift(v: str) -> float|str:
+    "The `--logsnr-shift` option: \"pixel\" or a finite number."
+    if v == "pixel": return v
+    try: x = float(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is neither 'pixel' nor a number") from None
+    if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
+    return x
+
 def _positive(v: str) -> int:
     try: n = int(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
@@ -179,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--local-px", type=float, default=0.0, help="radius of the local operator at the points, in pixels at the "
                    "training resolution R (stored as a fraction of the image side; ∞-Diff uses 3); 0: none")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
+    s.add_argument("--logsnr-shift", type=_shift, default="pixel", help="shift of the schedule's log-SNR: a number, or pixel = "
+                   "ln(4 pi sigma_px^2) at the training resolution, the SNR of a pixel DDPM (the best rung of 15_ladder: "
+                   "structure read right and best fits up on both structure sets)")
     s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
     s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")
     s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")

@@ -12,9 +12,10 @@ from .core import progress_bar
 
 # %% auto #0
 __all__ = ['ScheduleName', 'Param', 'Weighting', 'Spacing', 'check_option', 'beta_schedule', 'alphas_cumprod',
-           'posterior_variance', 'vlb_weight', 'Schedule', 'make_schedule', 'shift_schedule', 'extract', 'q_sample',
-           'q_posterior', 'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight', 'training_loss',
-           'ddim_timesteps', 'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral', 'cfg_model']
+           'posterior_variance', 'vlb_weight', 'Schedule', 'make_schedule', 'shift_schedule', 'pixel_logsnr_shift',
+           'extract', 'q_sample', 'q_posterior', 'model_target', 'predict_u0', 'predict_eps', 'p_mean', 'param_weight',
+           'training_loss', 'ddim_timesteps', 'ddim_step', 'ancestral_step', 'sample_ddim', 'sample_ancestral',
+           'cfg_model']
 
 # %% ../nbs/03_diffusion.ipynb #7bda5acb
 ScheduleName = Literal["linear", "cosine"]
@@ -101,9 +102,15 @@ def shift_schedule(sched: Schedule, # a schedule
                   ) -> Schedule: # the schedule whose alpha_bar is sigmoid(logit(alpha_bar) + s)
     "The schedule shifted by `shift` in log-SNR at every timestep (0: the same schedule)."
     if shift == 0: return sched
+    if not math.isfinite(shift): raise ValueError(f"the log-SNR shift must be finite, got {shift}")
     ab = torch.sigmoid(torch.logit(sched.alpha_bar) + shift)
     b = 1 - ab / torch.cat([ab.new_ones(1), ab[:-1]])
     return Schedule(b.clamp(1e-12, 0.999))
+
+def pixel_logsnr_shift(sigma: float, # the width of A, a fraction of the image side
+                       R: int) -> float: # the training resolution in pixels; -> ln(4 pi sigma_px^2), sigma_px = sigma R
+    "The log-SNR shift that gives unit-variance smoothed noise a pixel DDPM's signal-to-noise ratio at resolution R."
+    return math.log(4 * math.pi * (sigma * R) ** 2)
 
 # %% ../nbs/03_diffusion.ipynb #42833b29
 def _check_points(x: torch.Tensor, name: str):

@@ -43,7 +43,8 @@ RUNGS = {r.name: r for r in [
 # %% ../nbs/15_ladder.ipynb #95800af8
 def rung_shift(rung: Rung, sigma: float, R: int) -> float: # the log-SNR shift in nats
     "The rung's log-SNR shift: a number, or \"pixel\" = ln(4 pi sigma_px^2) with sigma_px = sigma * R."
-    if rung.logsnr_shift == "pixel": return math.log(4 * math.pi * (sigma * R) ** 2)
+    from infinity_brush.diffusion import pixel_logsnr_shift
+    if rung.logsnr_shift == "pixel": return pixel_logsnr_shift(sigma, R)
     return float(rung.logsnr_shift)
 
 # %% ../nbs/15_ladder.ipynb #bcacfa20
