@@ -38,6 +38,7 @@ RUNGS = {r.name: r for r in [
     Rung("brush-mini-4096", model=dict(dim=32, depth=1), pixels=4096, batch=2, note="brush-mini with every pixel of 2 images a step, not 1024 of 8"),
     Rung("brush-wide", model=dict(dim=32, depth=1, unet_base=48), note="brush-mini with a wider grid UNet (base 48, not 32)"),
     Rung("brush-local", model=dict(dim=32, depth=1, local_radius=3 / 64), note="brush-mini with the local operator at the points (radius 3 px at 64²)"),
+    Rung("brush-shift-local", model=dict(dim=32, depth=1, local_radius=3 / 64), logsnr_shift="pixel", note="brush-mini-shift with the local operator (radius 3 px at 64²)"),
 ]}
 
 # %% ../nbs/15_ladder.ipynb #95800af8
