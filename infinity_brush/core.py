@@ -149,7 +149,8 @@ class LogBar(tqdm_std):
     def __init__(self, *args, every_s: float = 30, **kwargs):
         self.every_s, self._shown = every_s, 0.0
         # miniters=1: look at the clock every step (tqdm's adaptive miniters stretches the gaps when the loop slows down)
-        super().__init__(*args, **{**kwargs, "mininterval": every_s, "miniters": 1, "file": _Discard()})
+        # disable passed explicitly: tqdm's TQDM_DISABLE environment default (set by the tests) would silence the stage's lines
+        super().__init__(*args, **{**kwargs, "disable": kwargs.get("disable", False), "mininterval": every_s, "miniters": 1, "file": _Discard()})
     def display(self, msg=None, pos=None):
         d, closing = self.format_dict, self.disable       # `close` sets `disable` before its last display
         n, total, el = d["n"], d["total"], d["elapsed"]
