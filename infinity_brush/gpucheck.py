@@ -71,10 +71,6 @@ def _figure(path: Path, panels: list, ncols: int, scale: float = 2.2): # panels:
     fig.tight_layout(); fig.savefig(path, dpi=110); plt.close(fig)
     return path
 
-def _area_down(a: np.ndarray, side: int) -> np.ndarray: # (H, W, C) uint8 -> (side, side, C) by area averages (H a multiple of side)
-    f = a.shape[0] // side
-    return a[:side * f, :side * f].reshape(side, f, side, f, -1).mean((1, 3)).round().astype(np.uint8)
-
 # %% ../nbs/14_gpucheck.ipynb #53d07749
 @register_bench("gpu")
 def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training): the tests run this
@@ -90,7 +86,8 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
     from infinity_brush.diffusion import make_schedule
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss
     from infinity_brush.sampler import sample_image, auto_chunk, step_flops_model, to_uint8
-    from infinity_brush.metrics import quality_report, cross_resolution_agreement
+    from infinity_brush.metrics import quality_report, cross_resolution_agreement, area_resize
+    down = lambda a, side: area_resize(a, side).round().astype(np.uint8)   # a large sample, area-averaged for a figure
     t_start = time.perf_counter()
     dev = torch.device(device); cuda = dev.type == "cuda"
     sync = (lambda: torch.cuda.synchronize(dev)) if cuda else (lambda: None)
@@ -198,13 +195,13 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
     # 5. figures
     figs = [_figure(out / "gpu-samples.png", [(a, f"real, class {l}") for a, l in list(zip(u8, labels))[:8]] +
                     [(g, f"sample, label {l}") for l, g in gen[:16]], 8)]
-    figs.append(_figure(out / "gpu-sizes.png", [(kept[s, l] if s <= 1024 else _area_down(kept[s, l], 1024), f"label {l}, {s}²")
+    figs.append(_figure(out / "gpu-sizes.png", [(kept[s, l] if s <= 1024 else down(kept[s, l], 1024), f"label {l}, {s}²")
                                                 for l in (0, 1) for s in sizes if (s, l) in kept], len(sizes)))
     big = max(s for s, _ in kept)
     if big >= 1024:
         c = big // 2 - 256
         figs.append(_figure(out / "gpu-large-crop.png", [p for l in (0, 1) if (big, l) in kept for p in
-                    ((_area_down(kept[big, l], 512), f"label {l}: {big}², the whole (area-averaged to 512²)"),
+                    ((down(kept[big, l], 512), f"label {l}: {big}², the whole (area-averaged to 512²)"),
                      (kept[big, l][c:c + 512, c:c + 512], f"its centre, 512² pixels at {big}²"))], 2, scale=4))
     yield {"stage": "figures", "files": [p.name for p in figs]}
 
