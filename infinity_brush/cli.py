@@ -43,7 +43,9 @@ def cmd_train(a):
     from infinity_brush.data import LargeImageDataset, validate_dataset
     from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule, shift_schedule, pixel_logsnr_shift
-    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig, default_grid
+    from infinity_brush.denoiser import default_grid
+    from infinity_brush.baselines import build_model
+    from infinity_brush.load import sampler_config, _METHOD
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss, dataset_batch_fn, init_distributed
     cond = None if a.cond == "none" else a.cond
     info = validate_dataset(a.data, a.pixels, cond=cond, num_classes=a.num_classes if cond == "label" else None)
@@ -53,16 +55,16 @@ def cmd_train(a):
     sigma = a.sigma if a.sigma is not None else Mollifier.for_resolution(max(1, R // 2)).sigma   # 1 px at R/2
     mol = Mollifier(sigma=sigma)
     ds = LargeImageDataset(a.data, a.pixels, cond=cond, mol=mol, seed=a.seed)
-    cfg = DenoiserConfig(dim=a.dim, depth=a.depth, cond_kind=cond, cond_dim=info["embed_dim"] or 128,
-                         num_classes=a.num_classes, conditioning=a.conditioning if cond else "none", T=a.T,
-                         grid=a.grid or default_grid(R, a.pixels), local_radius=a.local_px / R)
     torch.manual_seed(a.seed)
-    model = InfinityBrushDenoiser(cfg)
-    tcfg = TrainConfig(steps=a.steps, lr=a.lr, lr_schedule=a.lr_schedule, out_dir=a.out, seed=a.seed, ckpt_every=a.ckpt_every)
+    model = build_model(_METHOD[a.conditioning if cond else "none"], cond_kind=cond, cond_dim=info["embed_dim"] or 128,
+                        num_classes=a.num_classes, dim=a.dim, depth=a.depth, T=a.T, grid=a.grid or default_grid(R, a.pixels),
+                        local_radius=a.local_px / R)
+    tcfg = TrainConfig(steps=a.steps, lr=a.lr, lr_schedule=a.lr_schedule, ema_decay=a.ema_decay, ema_every=1, out_dir=a.out, seed=a.seed,
+                       ckpt_every=a.ckpt_every)
     shift = pixel_logsnr_shift(sigma, R) if a.logsnr_shift == "pixel" else float(a.logsnr_shift)   # recorded: `sample` applies it
     tr = Trainer(model, make_diffusion_loss(shift_schedule(make_schedule(a.schedule, a.T), shift), mol, cond_drop=a.cond_drop if cond else 0.0),
                  dataset_batch_fn(ds, a.batch, a.seed), tcfg,
-                 model_config={"denoiser": asdict(cfg), "sigma": sigma, "schedule": a.schedule, "T": a.T, "logsnr_shift": shift, "param": "v"}, device=dev)
+                 model_config=sampler_config(model, sigma, a.schedule, shift, "v", data=str(a.data), R=R, train=asdict(tcfg)), device=dev)
     resumed = tr.resume() if a.resume else False
     losses = tr.fit()
     if rank == 0: print(json.dumps({"checkpoint": str(tr.ckpt_path), "steps": tr.step, "resumed": resumed, "final_loss": float(np.mean(losses[-10:]))}))
@@ -102,7 +104,8 @@ def cmd_sample(a):
         raise ValueError(f"--out {a.out}: unsupported image format {Path(a.out).suffix or '(no suffix)'!r}; use .png, .jpg or .tif (tiled BigTIFF)")
     model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema, device=_device(a.device))
     h, w = a.size, a.width or a.size
-    img = sample(h, w, _condition(a, model), steps=a.steps, eta=a.eta, guidance=a.guidance, seed=a.seed, chunk=a.chunk, deblur=a.deblur)
+    img = sample(h, w, _condition(a, model), steps=a.steps, eta=a.eta, guidance=a.guidance, seed=a.seed, chunk=a.chunk,
+                 deblur=a.deblur, progress=True)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
 def cmd_evaluate(a):
@@ -127,6 +130,13 @@ def _shift(v: str) -> float|str:
     if v == "pixel": return v
     try: x = float(v)
     except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is neither 'pixel' nor a number") from None
+    if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
+    return x
+
+def _finite(v: str) -> float:
+    "A float option: a finite number (nan and inf would run and write a wrong result)."
+    try: x = float(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
     if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
     return x
 
@@ -171,28 +181,28 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cond", default="embedding", choices=["embedding", "label", "none"], help="what conditions the model")
     s.add_argument("--conditioning", default="cano+grid", choices=["cano+grid", "grid", "none"],
                    help="cano+grid = ∞-Brush; grid = without CANO (ablation); none = ∞-Diff (unconditional)")
-    s.add_argument("--pixels", type=_positive, default=2048, help="pixels drawn from each image per step (the paper: 65,536)")
-    s.add_argument("--batch", type=_positive, default=4, help="images per step (per process under torchrun)")
-    s.add_argument("--steps", type=_positive, default=1000, help="optimiser steps")
-    s.add_argument("--lr", type=float, default=5e-4, help="Adam learning rate (the peak, with --lr-schedule cosine)")
-    s.add_argument("--lr-schedule", default="constant", choices=["constant", "cosine"],
-                   help="constant: --lr throughout; cosine: 5 %% warm-up, then decay to 0 at the last step (with the other "
-                        "defaults, constant measured better on mini-shapes: 08_train)")
-    s.add_argument("--dim", type=_positive, default=64, help="width of the sparse level")
-    s.add_argument("--depth", type=_positive, default=2, help="sparse blocks")
+    s.add_argument("--pixels", type=_positive, default=1024, help="pixels drawn from each image per step (the paper: 65,536)")
+    s.add_argument("--batch", type=_positive, default=8, help="images per step (per process under torchrun)")
+    s.add_argument("--steps", type=_positive, default=2000, help="optimiser steps")
+    s.add_argument("--lr", type=_finite, default=2e-3, help="Adam learning rate (the peak, with --lr-schedule cosine)")
+    s.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
+                   help="constant: --lr throughout; cosine: 5 %% warm-up, then decay to 0 at the last step")
+    s.add_argument("--ema-decay", type=_finite, default=0.98, help="EMA of the weights, updated every step (sampling uses it)")
+    s.add_argument("--dim", type=_positive, default=32, help="width of the sparse level")
+    s.add_argument("--depth", type=_positive, default=1, help="sparse blocks")
     s.add_argument("--num-classes", type=_positive, default=2, help="labels (--cond label)")
-    s.add_argument("--sigma", type=float, default=None, help="width of the smoothing A, in units of the image side "
+    s.add_argument("--sigma", type=_finite, default=None, help="width of the smoothing A, in units of the image side "
                    "(default: 2/R for R-pixel training images, one pixel at R/2, the lowest resolution it is meant to be sampled at)")
     s.add_argument("--grid", type=_positive, default=None, help="side of the grid level (default: the largest multiple of 4 "
                    "with G <= R/2 and G² <= --pixels)")
-    s.add_argument("--local-px", type=float, default=0.0, help="radius of the local operator at the points, in pixels at the "
+    s.add_argument("--local-px", type=_finite, default=0.0, help="radius of the local operator at the points, in pixels at the "
                    "training resolution R (stored as a fraction of the image side; ∞-Diff uses 3); 0: none")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
     s.add_argument("--logsnr-shift", type=_shift, default="pixel", help="shift of the schedule's log-SNR: a number, or pixel = "
                    "ln(4 pi sigma_px^2) at the training resolution, the SNR of a pixel DDPM (the best rung of 15_ladder: "
                    "structure read right and best fits up on both structure sets)")
     s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
-    s.add_argument("--cond-drop", type=float, default=0.1, help="condition dropout for classifier-free guidance")
+    s.add_argument("--cond-drop", type=_finite, default=0.1, help="condition dropout for classifier-free guidance")
     s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")
     s.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
@@ -213,9 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder", default="tiny-ssl", help="with --reference: the encoder the training embeddings came from")
     s.add_argument("--encoder-weights", default=None, help="with --reference: the encoder's local weights file")
     s.add_argument("--steps", type=_positive, default=50, help="DDIM steps")
-    s.add_argument("--eta", type=float, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
+    s.add_argument("--eta", type=_finite, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
                    "every step, which does not carry early errors to the end (09_sampler)")
-    s.add_argument("--guidance", type=float, default=1.0, help="classifier-free guidance scale (1 = none)")
+    s.add_argument("--guidance", type=_finite, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
     s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
     s.add_argument("--chunk", type=_positive, default=None, help="points evaluated at once, rounded down to a multiple of 4096 "

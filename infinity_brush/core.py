@@ -13,10 +13,10 @@ from tqdm.auto import tqdm as tqdm_auto
 from tqdm.std import tqdm as tqdm_std
 
 # %% auto #0
-__all__ = ['BENCHES', 'STAGE_TIMES', 'grid_coords', 'pixel_to_coords', 'coords_to_pixel', 'seed_everything', 'default_device',
-           'PeakMemory', 'peak_memory', 'atomic_path', 'write_json', 'register_bench', 'timeit', 'matmul_gflops',
-           'stage_log', 'LogBar', 'progress_bar', 'stage_begin', 'stage_name', 'stage_times', 'write_stage_times',
-           'main']
+__all__ = ['BENCHES', 'STAGE_TIMES', 'WHOLE', 'grid_coords', 'pixel_to_coords', 'coords_to_pixel', 'seed_everything',
+           'default_device', 'PeakMemory', 'peak_memory', 'atomic_path', 'write_json', 'register_bench', 'timeit',
+           'matmul_gflops', 'stage_log', 'LogBar', 'progress_bar', 'stage_begin', 'stage_name', 'stage_times',
+           'write_stage_times', 'main', 'Values', 'resolve_profile']
 
 # %% ../nbs/00_core.ipynb #85714005
 def grid_coords(h: int, # number of rows
@@ -225,6 +225,36 @@ def main(argv=None):
     try: print(write_stage_times(a.notebooks, a.out), end="")
     except FileNotFoundError as e: print(e, file=sys.stderr); return 1
     return 0
+
+# %% ../nbs/00_core.ipynb #7dd3c26d
+WHOLE = ("data", "per_model")   # sections a profile states whole, never merged with its base's
+
+class Values(dict):
+    "A resolved section of `params.yaml`: a missing key is a `KeyError` naming its full path."
+    def __init__(self, d: dict, where: str):
+        super().__init__({k: Values(v, f"{where}.{k}") if isinstance(v, dict) else v for k, v in d.items()}); self.where = where
+    def __getitem__(self, k):
+        if k not in self: raise KeyError(f"params.yaml: {self.where} has no {k!r} (add it to the profile or its base)")
+        return super().__getitem__(k)
+
+def _merge(base: dict, over: dict, where: str) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        if k not in base: raise KeyError(f"params.yaml: {where}.{k} is not a key of the base profile (misspelt?)")
+        out[k] = _merge(base[k], v, f"{where}.{k}") if isinstance(v, dict) and isinstance(base[k], dict) and k not in WHOLE else v
+    return out
+
+def resolve_profile(params: dict, # params.yaml, parsed
+                    profile: str, # a key of `profiles`
+                    _seen: tuple = ()) -> Values: # the profile's values over its base's
+    "The values of `profile`: its block merged into its `base` profile's, recursively (`data` and `per_model` taken whole)."
+    profs = params.get("profiles") or {}
+    if profile not in profs: raise KeyError(f"params.yaml: unknown profile {profile!r}; choose from {', '.join(profs)}")
+    if profile in _seen: raise KeyError(f"params.yaml: profiles {' -> '.join(_seen + (profile,))} form a cycle of bases")
+    block = {k: v for k, v in profs[profile].items() if k != "base"}
+    base = profs[profile].get("base")
+    merged = block if base is None else _merge(dict(resolve_profile(params, base, _seen + (profile,))), block, f"profiles.{profile}")
+    return Values(merged, f"profiles.{profile}")
 
 # %% ../nbs/00_core.ipynb #a7ae37f6
 # `python -m infinity_brush.core` sets `__spec__`; a notebook kernel (where `__name__` is also "__main__") does not.

@@ -399,6 +399,8 @@ QUALITY_FIELDS = ("model", "method", "role", "status", "reason", "data_scale", "
                   "colour_w1", "colour_w1_floor", "extractor",
                   "control_learned", "control_learned_floor", "control_learned_classifier",
                   "control_fixed", "control_fixed_floor", "control_fixed_classifier", "control_note",
+                  "structure_acc", "structure_acc_floor", "structure_acc_A", "structure_fit", "structure_fit_floor",
+                  "structure_fit_A", "structure_reader",
                   "cross_half", "cross_half_baseline", "cross_double", "cross_double_baseline",
                   "cross_quadruple", "cross_quadruple_baseline", "cross_baseline", "cross_note",
                   "sample_seeds", "seed", "commit")
@@ -415,6 +417,9 @@ QUALITY_MEASURES = (
     "averaged over R, G, B; floor: real half vs real half",
     "Control: % of samples a classifier reads as the label they were drawn from; floor: its accuracy on real images it "
     "was not trained on",
+    "Structure (a structure set only: its class is a shape or a stripe orientation alone): % of samples the set's fixed "
+    "reader reads as their label, then the mean best-fit score (IoU with the class shape; coherence of the stripes); in "
+    "parentheses the real images' and A u0's (the real images smoothed by A)",
     "Cross-res: correlation (each channel centred on its own mean) of a sample at R/2, 2R or 4R, area-averaged, with the same seed's sample at R; in "
     "parentheses the same with a different seed (what unrelated samples score)")
 
@@ -446,6 +451,12 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
             row.update({f"control_{k}": 100 * ctrl[k]["gen"], f"control_{k}_classifier": ctrl[k]["classifier"],
                         f"control_{k}_floor": None if ctrl[k]["real_floor"] is None else 100 * ctrl[k]["real_floor"]})
     row["control_note"] = ctrl.get("skipped")
+    if st := rec.get("structure"):
+        acc, fit = st["accuracy"], st["mean_fit"]
+        pct = lambda v: None if v is None else 100 * v
+        row.update(structure_acc=pct(acc["gen"]), structure_acc_floor=pct(acc["real_floor"]), structure_acc_A=pct(acc.get("smoothed_floor")),
+                   structure_fit=fit["gen"], structure_fit_floor=fit["real_floor"], structure_fit_A=fit.get("smoothed_floor"),
+                   structure_reader=st.get("reader"))
     cross = rec.get("cross_resolution") or {"skipped": "not recorded"}
     kinds = []
     for k, _ in CROSS_SCALES:
@@ -460,6 +471,13 @@ def quality_row(rec: Mapping) -> dict: # the `QUALITY_FIELDS` of one model
 def _vs(v, floor, fmt: str, unit: str = "") -> str:
     f = lambda x: "—" if x is None else f"{x:{fmt}}{unit}"
     return f"{f(v)} ({f(floor)})"
+
+def _structure(r, letter) -> str: # "accuracy (real, A u0); fit (real, A u0) [reader]", or "—"
+    if r["structure_acc"] is None: return "—"
+    f = lambda v, fmt: "—" if v is None else f"{v:{fmt}}"
+    return (f"{f(r['structure_acc'], '.0f')} % ({f(r['structure_acc_floor'], '.0f')} %, A u0 {f(r['structure_acc_A'], '.0f')} %); "
+            f"fit {f(r['structure_fit'], '.2f')} ({f(r['structure_fit_floor'], '.2f')}, A u0 {f(r['structure_fit_A'], '.2f')})"
+            + (f" [{letter(r['structure_reader'])}]" if r["structure_reader"] else ""))
 
 def _judged(r, k) -> str: # " [k/n bands]" when the criterion was judged over fewer bands than there are
     return "" if r[k] is None or r["octave_bands"] is None or int(r[k]) >= int(r["octave_bands"]) else f" [{int(r[k])}/{int(r['octave_bands'])} bands]"
@@ -477,7 +495,7 @@ def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON reco
     body = []
     for r in rows:
         if r["status"] == "not run":
-            body.append([r["model"], r["method"], r["role"], f"not run {note(r['reason'])}", "—", "—", "—", "—"]); continue
+            body.append([r["model"], r["method"], r["role"], f"not run {note(r['reason'])}", "—", "—", "—", "—", "—"]); continue
         ctrl = [f"{_vs(r[f'control_{k}'], r[f'control_{k}_floor'], '.0f', ' %')} [{letter(r[f'control_{k}_classifier'])}]"
                 for k in ("learned", "fixed") if r[f"control_{k}"] is not None]
         if r["control_note"]: ctrl.append(f"— {note(r['control_note'])}")
@@ -490,7 +508,7 @@ def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON reco
                      _vs(r["octave_max_abs_log2"], r["octave_max_abs_log2_floor"], ".2f") + _judged(r, "octave_judged") +
                      ("" if r["octave_A_max_abs_log2"] is None else
                       " · A u0 " + _vs(r["octave_A_max_abs_log2"], r["octave_A_max_abs_log2_floor"], ".2f") + _judged(r, "octave_A_judged")),
-                     _vs(r["colour_w1"], r["colour_w1_floor"], ".3f"), "; ".join(ctrl), cross])
+                     _vs(r["colour_w1"], r["colour_w1_floor"], ".3f"), "; ".join(ctrl), _structure(r, letter), cross])
     cap = [f"**{title}.** Pixel measures of each model's samples against its data role's real images at the same "
            "resolution R, each beside the same measure on real data alone (in parentheses: the real-vs-real floor; for "
            "cross-resolution agreement, the different-seed baseline). Not in the paper: read each number against its floor."]
@@ -498,13 +516,13 @@ def render_quality(records: Iterable[Mapping], # the `quality` stage's JSON reco
         cap.append("Data scale: " + "; ".join(_distinct(done, "data_scale")) + ".")
         cap.append("Samples: " + "; ".join(dict.fromkeys(f"{r['role']}: {r['n_gen']} generated / {r['n_real']} real" for r in done)) + ".")
         cap.append("Feature extractor: " + (", ".join(_distinct(done, "extractor")) or "none") + " for every measure but control accuracy.")
-        if letters: cap.append("Classifiers: " + "; ".join(f"[{l}] {n}" for n, l in letters.items()) + ".")
+        if letters: cap.append("Classifiers and readers: " + "; ".join(f"[{l}] {n}" for n, l in letters.items()) + ".")
         seeds = [f"{what} {', '.join(d)}" for what, k in (("sampling", "sample_seeds"), ("measurement", "seed")) if (d := _distinct(done, k))]
         cap.append(f"Seeds: {'; '.join(seeds) or 'not recorded'}; commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
     else: cap.append("Nothing has been measured yet.")
     out = [" ".join(cap), "", *[f"- {m}." for m in QUALITY_MEASURES], "",
-           "| Model | Method | Role | Speckle % ↓ | Worst octave \\|log2 ratio\\| ↓ | Colour W1 ↓ | Control accuracy ↑ | Cross-res agreement ↑ |",
-           "|---|---|---|---|---|---|---|---|"]
+           "| Model | Method | Role | Speckle % ↓ | Worst octave \\|log2 ratio\\| ↓ | Colour W1 ↓ | Control accuracy ↑ | Structure ↑ | Cross-res agreement ↑ |",
+           "|---|---|---|---|---|---|---|---|---|"]
     out += ["| " + " | ".join(_md(x) for x in b) + " |" for b in body]
     if notes: out += ["", " ".join(f"[{i + 1}] {n}." for i, n in enumerate(notes))]
     return "\n".join(out) + "\n"

@@ -144,3 +144,28 @@ def test_import_scan_sees_lazy_and_relative_imports():
     assert _package_imports(src, inside_package=True) == {"core", "data", "sampler", "tables"}
     assert _package_imports(src, inside_package=False) == {"data", "sampler", "tables"}
     assert {"core", "smoothing"} <= _closure({"data"})
+
+
+SECTION_OF = {"T": "train", "S": "sample", "E": "embed", "EV": "eval", "C": "cost"}   # the stage notebooks' names for them
+
+
+def _keys_the_stages_read():
+    "(section, key) pairs the pipeline notebooks read: T[\"lr\"], cfg[\"train\"][\"seed\"], ..."
+    code = "\n".join(_notebook_code(p) for p in sorted((ROOT / "nbs/pipeline").glob("*.ipynb")))
+    pairs = {(SECTION_OF[v], k) for v, k in re.findall(r'\b(T|S|E|EV|C)\["(\w+)"\]', code)}
+    return pairs | set(re.findall(r'cfg\["(\w+)"\]\["(\w+)"\]', code))
+
+
+def test_every_profile_resolves_every_key_the_stages_read():
+    "No YAML merge that drops keys; every profile (over its base) has every value a stage reads, so no stage falls back to a hidden default."
+    from infinity_brush.core import resolve_profile
+    text = (ROOT / "params.yaml").read_text()
+    assert "<<:" not in text, "params.yaml: a YAML merge key (<<:) is shallow and drops keys; use `base:`"
+    P = yaml.safe_load(text)
+    pairs = _keys_the_stages_read()
+    assert len(pairs) >= 40 and ("train", "logsnr_shift") in pairs and ("sample", "eta") in pairs, sorted(pairs)
+    for name in P["profiles"]:
+        v = resolve_profile(P, name)
+        for sec, key in sorted(pairs):
+            v[sec][key]                                          # a KeyError names the profile, section and key
+        for role, spec in v["data"].items(): assert {"source", "cond"} <= set(spec), (name, role)
