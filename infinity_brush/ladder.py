@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 # %% auto #0
-__all__ = ['RUNGS', 'Rung', 'rung_shift', 'train_rung', 'load_rung', 'score_rung', 'sample_sheet', 'run_ladder', 'main']
+__all__ = ['RUNGS', 'Rung', 'rung_shift', 'train_rung', 'load_rung', 'score_rung', 'score_samples', 'sample_sheet', 'run_ladder',
+           'main', 'cli_rung', 'compare_cli']
 
 # %% ../nbs/15_ladder.ipynb #ba8c4a2c
 @dataclass
@@ -111,19 +112,29 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
                cross_sizes: tuple = (0.5, 2, 4), # same-seed agreement against R at these multiples (function-space only)
                real_dir: str|Path|None = None) -> dict: # the real images (default: the data set it was trained on)
     "Sample a rung at R, read every sample with its set's fixed reader, and measure speckle and same-seed agreement."
-    from infinity_brush.data import structure_reader, read_image, list_images, load_labels
-    from infinity_brush.smoothing import Mollifier, smooth_image
+    from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule, shift_schedule
     from infinity_brush.baselines import sample_method, FUNCTION_SPACE
     from infinity_brush.sampler import to_uint8
-    from infinity_brush.metrics import structure_report, speckle_fraction, cross_resolution_agreement
     model, mc = load_rung(ckpt)
     rung, R, K = Rung(**mc["rung"]), mc["R"], mc["num_classes"]
-    data = Path(real_dir or mc["data"]); name = json.loads((data / "manifest.json").read_text())["name"]
-    reader, mol = structure_reader(name, K), Mollifier(sigma=mc["sigma"])
+    data, mol = Path(real_dir or mc["data"]), Mollifier(sigma=mc["sigma"])
     sched = shift_schedule(make_schedule(mc["schedule"], mc["T"]), mc["logsnr_shift"])
     draw = lambda size, label, s: to_uint8(sample_method(rung.method, model, size, size, torch.tensor([label]), steps=rung.sample_steps,
                                                            eta=rung.eta, seed=s, sched=sched, mol=mol))
+    return score_samples(draw, data, K, R, mol, per_class, seed, cross_sizes if rung.method in FUNCTION_SPACE else (), rung.name)
+
+def score_samples(draw, # draw(size, label, seed) -> (size, size, 3) uint8
+                  data: str|Path, # the labelled structure set (its real images and labels)
+                  K: int, R: int, # classes; the training resolution
+                  mol, # the smoothing A (for the A u0 floor)
+                  per_class: int = 16, seed: int = 0, cross_sizes: tuple = (0.5, 2, 4), name: str = "") -> dict:
+    "Sample `per_class` images a class at R (sample k: label k mod K, seed `seed` + k), read them with the set's fixed reader, and measure speckle and same-seed agreement."
+    from infinity_brush.data import structure_reader, read_image, list_images, load_labels
+    from infinity_brush.smoothing import smooth_image
+    from infinity_brush.metrics import structure_report, speckle_fraction, cross_resolution_agreement
+    data = Path(data); set_name = json.loads((data / "manifest.json").read_text())["name"]
+    reader = structure_reader(set_name, K)
     t0 = time.perf_counter()
     labels = [k % K for k in range(per_class * K)]
     gen = [draw(R, l, seed + k) for k, l in enumerate(labels)]
@@ -132,11 +143,10 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
     real = [read_image(f) for f in files]; real_labels = [lab[f.stem] for f in files]
     rep = structure_report(reader, gen, real, labels, real_labels, [smooth_image(a, mol) for a in real])
     agree = {}
-    if rung.method in FUNCTION_SPACE:
-        for m in cross_sizes:
-            size = int(R * m)
-            agree[f"{size}_vs_{R}"] = float(np.mean([cross_resolution_agreement(draw(size, l, seed + k), gen[k]) for k, l in enumerate(labels[:K])]))
-    return {"rung": rung.name, "data": name, "n": len(gen), "sample_s": sample_s, "structure": rep,
+    for m in cross_sizes:
+        size = int(R * m)
+        agree[f"{size}_vs_{R}"] = float(np.mean([cross_resolution_agreement(draw(size, l, seed + k), gen[k]) for k, l in enumerate(labels[:K])]))
+    return {"rung": name, "data": set_name, "n": len(gen), "sample_s": sample_s, "structure": rep,
             "speckle": speckle_fraction(gen), "same_seed_agreement": agree, "samples": gen, "labels": labels}
 
 # %% ../nbs/15_ladder.ipynb #d0cc7cec
@@ -184,17 +194,86 @@ def main(argv=None) -> int:
     "`python -m infinity_brush.ladder`: train and score rungs of the ladder (see `run_ladder`)."
     p = argparse.ArgumentParser(prog="python -m infinity_brush.ladder", description=run_ladder.__doc__)
     p.add_argument("--data", required=True, help="a structure set folder (infinity-brush prepare mini-forms / mini-stripes)")
-    p.add_argument("--rungs", required=True, help=f"comma-separated, from: {', '.join(RUNGS)}")
-    p.add_argument("--cpu-seconds", type=float, required=True, help="training budget per rung, CPU seconds")
+    p.add_argument("--rungs", default=None, help=f"comma-separated, from: {', '.join(RUNGS)}")
+    p.add_argument("--cpu-seconds", type=float, default=None, help="training budget per rung, CPU seconds")
+    p.add_argument("--cli", action="store_true", help="instead of rungs: the command line's defaults against the pixel UNet (`compare_cli`)")
     p.add_argument("--out", default="reports/ladder", help="records and sample sheets")
     p.add_argument("--runs", default="scratch/ladder", help="checkpoints")
     p.add_argument("--per-class", type=int, default=16, help="samples per class")
     p.add_argument("--threads", type=int, default=1, help="CPU threads of this process")
     a = p.parse_args(argv)
-    try: run_ladder(a.data, a.rungs.split(","), a.cpu_seconds, a.out, a.runs, a.per_class, threads=a.threads)
+    if not a.cli and (a.rungs is None or a.cpu_seconds is None): p.error("--rungs and --cpu-seconds are required (or --cli)")
+    try:
+        if a.cli: compare_cli(a.data, Path(a.out) / "cli", a.runs, a.per_class, threads=a.threads)
+        else: run_ladder(a.data, a.rungs.split(","), a.cpu_seconds, a.out, a.runs, a.per_class, threads=a.threads)
     except (KeyError, ValueError, OSError) as e:
         print(f"{p.prog}: error: {e.args[0] if e.args else e}", file=sys.stderr); return 2
     return 0
+
+# %% ../nbs/15_ladder.ipynb #339da40f
+def _run(cmd: list) -> tuple: # (stdout, CPU seconds the child used)
+    "Run a command to its end; its CPU time from `getrusage`; a failure raises with the end of its stderr."
+    import resource, subprocess
+    cpu = lambda: (lambda r: r.ru_utime + r.ru_stime)(resource.getrusage(resource.RUSAGE_CHILDREN))
+    c0 = cpu()
+    p = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+    if p.returncode: raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({p.returncode}): {p.stderr.strip()[-800:]}")
+    return p.stdout, cpu() - c0
+
+def cli_rung(data: str|Path, # a labelled structure set
+             runs: str|Path = "scratch/ladder", # the run folder RUNS/<set>-cli-defaults (a finished training is reused)
+             per_class: int = 32, seed: int = 1000, threads: int = 1,
+             train_args: tuple = ()) -> dict: # the record, with the scores, samples and labels
+    "Train and sample through the `infinity-brush` command with its default options; score like a rung."
+    import shutil
+    from infinity_brush.smoothing import Mollifier
+    from infinity_brush.train import checkpoint_info
+    from infinity_brush.load import _normalise
+    from infinity_brush.data import read_image
+    exe = shutil.which("infinity-brush")
+    if exe is None: raise FileNotFoundError("the infinity-brush command is not on PATH: pip install -e . first")
+    data = Path(data); man = json.loads((data / "manifest.json").read_text())
+    K, R = int(man["num_classes"]), int(man["size"])
+    run = Path(runs) / f"{data.name}-cli-defaults"; ckpt, done = run / "last.safetensors", run / "record.json"
+    if done.exists() and ckpt.exists(): rec = json.loads(done.read_text())
+    else:
+        w0 = time.perf_counter()
+        out, cpu = _run([exe, "train", data, "--cond", "label", "--num-classes", K, "--out", run, "--threads", threads, *train_args])
+        rec = {"rung": "cli-defaults", "method": "infinity-brush", "data": data.name, "R": R, "steps": json.loads(out.strip().splitlines()[-1])["steps"],
+               "cpu_s": cpu, "wall_s": time.perf_counter() - w0, "threads": threads, "train_args": list(train_args)}
+        run.mkdir(parents=True, exist_ok=True); done.write_text(json.dumps(rec, indent=1))
+    (run / "samples").mkdir(exist_ok=True)
+    def draw(size, label, s):
+        f = run / "samples" / f"{size}-{label}-{s}.png"
+        if not f.exists(): _run([exe, "sample", ckpt, "--size", size, "--label", label, "--seed", s, "--threads", threads, "--out", f])
+        return read_image(f)
+    mc = _normalise(checkpoint_info(ckpt)["model_config"], ckpt)
+    sc = score_samples(draw, data, K, R, Mollifier(sigma=mc["sigma"]), per_class, seed, name="cli-defaults")
+    return {**rec, **sc, "logsnr_shift": mc["logsnr_shift"], "denoiser": mc["spec"],
+            "note": "infinity-brush train / sample with default options"}
+
+def compare_cli(data: str|Path, out: str|Path = "reports/ladder/cli", runs: str|Path = "scratch/ladder",
+                per_class: int = 32, seed: int = 1000, threads: int = 1) -> list: # [command-line record, pixel UNet record]
+    "The command line's defaults, then the pixel UNet for the same CPU time, same sampler steps, η and seeds; JSON and sample sheets to `out`."
+    import dataclasses
+    torch.set_num_threads(threads)
+    out = Path(out); out.mkdir(parents=True, exist_ok=True); name = Path(data).name
+    recs = []
+    a = cli_rung(data, runs, per_class, seed, threads)
+    px = dataclasses.replace(RUNGS["pixel-unet"], name="pixel-unet-vs-cli", sample_steps=50, eta=1.0,
+                             note="the pixel UNet for the command line's CPU time, sampled like it (50 DDIM steps, η = 1)")
+    run = Path(runs) / f"{name}-{px.name}"; done = run / "record.json"
+    old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
+    b = old if old and old.get("cpu_budget_s") == a["cpu_s"] else train_rung(px, data, a["cpu_s"], run)
+    b = {**b, **score_rung(run / "last.safetensors", per_class=per_class, seed=seed, real_dir=data), "note": px.note}
+    for r in (a, b):
+        sample_sheet(r.pop("samples"), r.pop("labels"), out / f"{name}-{r['rung']}.png", f"{name}: {r['rung']} ({r['cpu_s'] / 60:.1f} CPU min)")
+        r["commit"] = _commit()
+        (out / f"{name}-{r['rung']}.json").write_text(json.dumps(r, indent=1, default=float))
+        print(json.dumps({k: r[k] for k in ("rung", "data", "steps", "cpu_s")} | {"accuracy": r["structure"]["accuracy"]["gen"],
+                          "mean_fit": r["structure"]["mean_fit"]["gen"]}), flush=True)
+        recs.append(r)
+    return recs
 
 # %% ../nbs/15_ladder.ipynb #0254e190
 if __name__ == "__main__" and globals().get("__spec__") is not None: sys.exit(main())
