@@ -70,9 +70,10 @@ def test_every_stage_output_exists(smoke_run):
     quality = (smoke_run / "reports/quality.md").read_text()
     assert all(name in quality for name in P["models"]) and "smoke" in quality, quality[:500]
     assert (smoke_run / "reports/quality.csv").stat().st_size > 0
-    for name in P["evals"]:
+    for name in [*P["models"], "downstream"]:   # a model with no table cells writes a record that says so
         rec = json.loads((smoke_run / "reports/metrics/eval" / f"{name}.json").read_text())
         assert rec["profile"] == "smoke"
+        assert bool(rec.get("skipped")) == (name != "downstream" and not P["models"][name]["cells"]), rec
         for r in rec["results"]: assert r["extractor"], r   # every number names its feature extractor
     emb = json.loads((smoke_run / "data/embeddings.json").read_text())
     for role, r in emb["roles"].items():   # each offline extractor says whether it left chance (5 smoke steps: it need not)
