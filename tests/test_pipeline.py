@@ -119,7 +119,7 @@ def test_a_killed_train_stage_resumes_to_the_weights_of_an_uninterrupted_run(smo
     """The train stage checkpoints every `ckpt_every` steps and resumes from it (params.yaml persists the checkpoint):
     the stage killed mid-run (SIGKILL, as a closed laptop lid or a cluster's pre-emption) and run again ends with the
     weights, EMA included, of a run that was never interrupted."""
-    model, steps, every = "shapes-infinity-brush", 300, 20
+    model, steps, every = "shapes-infinity-brush", 80, 10
     params = smoke_run / "params.yaml"; original = params.read_text()
     P = yaml.safe_load(original)
     P["profiles"]["smoke"]["train"]["per_model"] = {model: {"steps": steps, "ckpt_every": every}}
