@@ -13,10 +13,11 @@ import yaml
 from .core import atomic_path
 
 # %% auto #0
-__all__ = ['BETTER', 'RECORD_META', 'COMPARE_FIELDS', 'MINI_NOTE', 'QUALITY_FIELDS', 'CROSS_SCALES', 'DEFAULT_BASELINE',
-           'QUALITY_MEASURES', 'Column', 'Row', 'Reported', 'Claim', 'Table', 'load_reported', 'as_record',
-           'validate_measured', 'load_measured', 'compare', 'check_claims', 'render_markdown', 'write_table',
-           'write_tables', 'read_comparison_csv', 'seed_list', 'quality_row', 'render_quality', 'write_quality']
+__all__ = ['BETTER', 'RECORD_META', 'COMPARE_FIELDS', 'PAPER_MEASURES', 'MINI_NOTE', 'QUALITY_FIELDS', 'CROSS_SCALES',
+           'DEFAULT_BASELINE', 'QUALITY_MEASURES', 'Column', 'Row', 'Reported', 'Claim', 'Table', 'load_reported',
+           'as_record', 'validate_measured', 'load_measured', 'delta_note', 'compare', 'check_claims',
+           'render_markdown', 'write_table', 'write_tables', 'read_comparison_csv', 'render_claims', 'write_claims',
+           'seed_list', 'quality_row', 'render_quality', 'write_quality']
 
 # %% ../nbs/13_tables.ipynb #261dd251
 @dataclass(frozen=True)
@@ -199,7 +200,26 @@ def load_measured(*paths: str|Path) -> list: # records
 
 # %% ../nbs/13_tables.ipynb #5828fff3
 COMPARE_FIELDS = ("table", "row", "method", "column", "dataset", "resolution", "metric", "better", "paper", "paper_na",
-                  "ours", "delta", "status", "reason") + RECORD_META + ("note", "paper_note")
+                  "ours", "delta", "delta_note", "status", "reason") + RECORD_META + ("note", "paper_note")
+
+def _extractor_is(*prefixes):
+    "A test on a record: its extractor's name starts with one of `prefixes` and is not a stand-in."
+    return lambda r: (str(r.get("extractor") or "").startswith(prefixes) and "stand-in" not in str(r.get("extractor")))
+
+PAPER_MEASURES = {  # metric -> (how the paper measured it, test of a record: True when ours is measured the same way)
+    "clip_fid": ("with CLIP ViT-B/32 features", _extractor_is("open_clip:ViT-B-32:")),
+    "crop_fid": ("with Inception-v3 features (clean-fid)", _extractor_is("clean-fid:inception-v3")),
+    "test_acc": ("with a BACH classifier it does not describe", lambda r: False),
+    "max_batch": ("on one NVIDIA A100 40GB", lambda r: "a100" in str(r.get("device") or "").lower()),
+    "epoch_time": ("on one NVIDIA A100 40GB", lambda r: "a100" in str(r.get("device") or "").lower()),
+}  # a metric not listed (the parameter count) is the same measure whatever measures it
+
+def delta_note(metric: str, rec: Mapping) -> str|None: # None when ours is the paper's measure, else why Δ is left out
+    "Why Δ = ours − paper would mean nothing for this record (its extractor or machine is not the paper's), or None."
+    if metric not in PAPER_MEASURES or PAPER_MEASURES[metric][1](rec): return None
+    ext, dev = rec.get("extractor"), rec.get("device")
+    ours = f"with {ext}" if ext else f"on {dev}" if dev else "on another machine (see the setting)"
+    return f"ours {ours}, the paper's {PAPER_MEASURES[metric][0]}"
 
 def compare(reported: Mapping, # `load_reported`'s tables
             measured: Iterable[Mapping], # measured records (any tables; only `table`'s are used)
@@ -213,10 +233,11 @@ def compare(reported: Mapping, # `load_reported`'s tables
         v = rec.get("value")
         status = "ours only" if rep is None else "measured" if v is not None else "not run"
         p = None if rep is None else rep.value
+        why = None if v is None or p is None else delta_note(col.metric, rec)
         return {"table": table, "row": row_id, "method": method, "column": col.id, "dataset": col.dataset,
                 "resolution": col.resolution, "metric": col.metric, "better": col.better, "paper": p,
                 "paper_na": None if rep is None else rep.na, "ours": v,
-                "delta": v - p if v is not None and p is not None else None, "status": status,
+                "delta": v - p if v is not None and p is not None and why is None else None, "delta_note": why, "status": status,
                 "reason": None if v is not None else rec.get("reason") or default_reason,
                 **{k: rec.get(k) for k in RECORD_META}, "note": rec.get("note"),
                 "paper_note": None if rep is None else rep.note}
@@ -328,21 +349,25 @@ def render_markdown(reported: Mapping, # `load_reported`'s tables
         cap.append(f"Seeds: {'; '.join(seeds) or 'not recorded'}; commit: {', '.join(_distinct(done, 'commit')) or 'not recorded'}.")
     else:
         cap.append("Nothing of this table has been measured yet.")
-    cap.append("Δ = ours − paper; ↓ lower is better, ↑ higher is better.")
+    cap.append("Δ = ours − paper, only where ours is measured as the paper's is (‡ says why not); ↓ lower is better, ↑ higher is better.")
     out = [" ".join(cap), "",
            "| Method | Data set | Metric | Paper | Ours | Δ | Setting of ours |",
            "|---|---|---|---|---|---|---|"]
-    notes = []  # the paper's notes on its own numbers (estimated, text in the paper, ...)
+    notes, why = [], {}  # the paper's notes on its own numbers (estimated, text in the paper, ...); why a Δ is left out
     for l in lines:
         col = t.columns[l["column"]]
         paper = l["paper_na"] if l["paper_na"] else "—" if l["paper"] is None else _fmt_paper(l["paper"], col)
         ours = "not run" if l["ours"] is None else _fmt_ours(l["ours"], col)
         delta = "—" if l["delta"] is None else _fmt_ours(l["delta"], col, sign=True)
+        if l["delta_note"]:
+            delta += " ‡"; why.setdefault(col.name, []).append(l["delta_note"])
         if l["paper_note"]:
             paper += " †"; notes.append(f"{l['method']} ({col.where}, {col.name}): {l['paper_note']}")
         method = l["method"] + (" *(ours only)*" if l["status"] == "ours only" else "")
         out.append("| " + " | ".join(_md(x) for x in (method, col.where, col.label, paper, ours, delta, _setting(l))) + " |")
     if notes: out += ["", "† " + "; ".join(notes) + "."]
+    if why: out += ["", "‡ No Δ where ours is not measured as the paper's is (a difference would mean nothing): " +
+                    "; ".join(f"{m}: {w}" for m, ws in why.items() for w in dict.fromkeys(ws)) + "."]
     claims = check_claims(reported, measured, table)
     if claims:
         out += ["", "Orderings the paper claims, best first; *holds* = every cell the paper ranks better is better in ours.",
@@ -391,6 +416,27 @@ def read_comparison_csv(path: str|Path) -> list: # the `compare` lines
         return v
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: conv(k, v) for k, v in r.items()} for r in csv.DictReader(f)]
+
+# %% ../nbs/13_tables.ipynb #85198843
+def render_claims(reported: Mapping, # `load_reported`'s tables
+                  measured: Iterable[Mapping]) -> str: # measured records
+    "Markdown: one line per claim of the paper (Table | Claim | Paper | Ours | Holds) and how many hold."
+    claims = check_claims(reported, list(measured))
+    n = {s: sum(c["status"] == s for c in claims) for s in ("holds", "does not hold", "not run")}
+    out = [f"**The paper's claims, checked on ours:** of {len(claims)} claimed orderings, {n['holds']} hold in ours, "
+           f"{n['does not hold']} do not, {n['not run']} not run.",
+           "*Holds*: every cell the paper ranks better is better in ours.",
+           "", "| Table | Claim | Paper | Ours | Holds |", "|---|---|---|---|---|"]
+    for c in claims:
+        holds = {"holds": "yes", "does not hold": "**no**", "not run": "not run"}[c["status"]]
+        out.append("| " + " | ".join(_md(x) for x in (c["table"], c["statement"], c["paper_order"], c["ours_order"] or "not run", holds)) + " |")
+    return "\n".join(out) + "\n"
+
+def write_claims(reported: Mapping, measured: Iterable[Mapping], out_dir: str|Path = "reports", **kw) -> Path:
+    "Write `claims.md` (`render_claims`) atomically; returns its path."
+    path = Path(out_dir) / "claims.md"
+    with atomic_path(path) as tmp: tmp.write_text(render_claims(reported, measured, **kw), encoding="utf-8")
+    return path
 
 # %% ../nbs/13_tables.ipynb #9720611d
 QUALITY_FIELDS = ("model", "method", "role", "status", "reason", "data_scale", "n_gen", "n_real",

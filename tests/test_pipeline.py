@@ -49,6 +49,7 @@ def test_every_stage_output_exists(smoke_run):
     for n in range(1, 6):
         assert (smoke_run / f"reports/table{n}.md").stat().st_size > 0
         assert (smoke_run / f"reports/table{n}.csv").stat().st_size > 0
+    assert "claimed orderings" in (smoke_run / "reports/claims.md").read_text()   # the README's summary of the claims
     P = yaml.safe_load((smoke_run / "params.yaml").read_text())
     for name in P["models"]:
         assert (smoke_run / "reports/metrics/train" / f"{name}.json").exists(), name
