@@ -18,7 +18,7 @@ from .diffusion import (Schedule, make_schedule, training_loss, sample_ddim, ddi
 from .smoothing import Mollifier
 from .uno import GridUNet, GridConfig, grid_to_points
 from .denoiser import InfinityBrushDenoiser, DenoiserConfig, ConditionTokens, timestep_embedding
-from .data import to_values, read_image
+from .data import to_values, read_image, area_resize
 from .train import make_diffusion_loss, dataset_batch_fn, Trainer, TrainConfig
 from .sampler import sample_image
 
@@ -278,10 +278,6 @@ def _load_grid(src, i: int, stem: str) -> torch.Tensor:
 def _read_values(src, y: int, x: int, h: int, w: int) -> torch.Tensor: # (h, w, C) in [-1, 1]
     return to_values(np.asarray(src.read_region(y, x, h, w)))
 
-def _downsample(img: torch.Tensor, size: int) -> torch.Tensor: # (H, W, C) -> (size, size, C)
-    x = img.permute(2, 0, 1)[None]
-    return F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)[0].permute(1, 2, 0)
-
 def make_batch_fn(method: str, # one of `METHODS`
                   dataset, # a `LargeImageDataset` (give it the mollifier for the function-space methods)
                   batch_size: int, # global batch (divided among DDP ranks)
@@ -310,7 +306,7 @@ def make_batch_fn(method: str, # one of `METHODS`
             with dataset.open(i) as src:
                 H, W = src.shape[:2]
                 if method == "full-res":
-                    vals.append(_downsample(_read_values(src, 0, 0, H, W), size))
+                    vals.append(area_resize(_read_values(src, 0, 0, H, W), size))   # exact cell means (data.area_resize)
                     conds.append(dataset.condition(i)); continue
                 if size > min(H, W): raise ValueError(f"{dataset.files[i].name}: the patch ({size} px) is larger than the {H}x{W} image")
                 y, x = int(u[k, 0] * (H - size + 1)), int(u[k, 1] * (W - size + 1))

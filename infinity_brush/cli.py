@@ -9,6 +9,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 import numpy as np
 import torch
+from .core import finite_float, positive_int   # the package's option checkers (one place for every parser)
 from .load import load_model, load_sampler, condition_kind, describe_condition, check_condition   # the library's loading API (re-exported here for old scripts)
 
 # %% auto #0
@@ -20,15 +21,10 @@ def cmd_prepare(a):
     root = prepare_mini(a.name, a.out, size=a.size, n_images=a.n_images, seed=a.seed)
     print(json.dumps({"prepared": str(root), **validate_dataset(root, 1, cond="label" if a.name == "mini-attr" else None)}, default=str))
 
-def _images_of(root):
-    from infinity_brush.data import read_image, IMAGE_EXTS
-    files = sorted(p for p in (Path(root) / "images").glob("*") if p.suffix.lower() in IMAGE_EXTS)
-    if not files: raise FileNotFoundError(f"no images in {Path(root) / 'images'}")
-    return files, read_image
-
 def cmd_embed(a):
     from infinity_brush.embed import load_encoder, train_ssl_encoder, save_ssl_encoder, embed_images, to_encoder_input, TinySSLConfig
-    files, read = _images_of(a.data)
+    from infinity_brush.data import list_images, read_image as read
+    files = list_images(a.data)
     if a.encoder == "tiny-ssl" and a.weights is None:
         x = torch.cat([to_encoder_input(read(f), a.ssl_size) for f in files])
         enc, losses = train_ssl_encoder(x, TinySSLConfig(input_size=a.ssl_size), steps=a.ssl_steps, batch=min(64, len(x)), seed=a.seed)
@@ -109,7 +105,8 @@ def cmd_sample(a):
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
 def cmd_evaluate(a):
-    from infinity_brush.metrics import clip_fid, crop_fid, EncoderExtractor, InceptionExtractor, list_images
+    from infinity_brush.metrics import clip_fid, crop_fid, EncoderExtractor, InceptionExtractor
+    from infinity_brush.data import list_images
     from infinity_brush.embed import load_encoder
     list_images(a.generated); list_images(a.real)               # a missing or empty folder before the extractor loads
     ext = InceptionExtractor(a.weights) if a.extractor == "inception" else EncoderExtractor(load_encoder(a.extractor, a.weights))
@@ -126,25 +123,8 @@ def _device(name: str|None) -> torch.device:
     return d
 
 def _shift(v: str) -> float|str:
-    "The `--logsnr-shift` option: \"pixel\" or a finite number."
-    if v == "pixel": return v
-    try: x = float(v)
-    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is neither 'pixel' nor a number") from None
-    if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
-    return x
-
-def _finite(v: str) -> float:
-    "A float option: a finite number (nan and inf would run and write a wrong result)."
-    try: x = float(v)
-    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
-    if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
-    return x
-
-def _positive(v: str) -> int:
-    try: n = int(v)
-    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
-    if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
-    return n
+    "The `--logsnr-shift` option: \"pixel\" or a finite number (`core.finite_float`)."
+    return v if v == "pixel" else finite_float(v)
 
 def build_parser() -> argparse.ArgumentParser:
     "The `infinity-brush` parser: one sub-command per step, each with `--help` (defaults shown)."
@@ -158,8 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("name", choices=["mini-brca", "mini-naip", "mini-attr", "mini-shapes", "mini-forms", "mini-stripes"],
                    help="which set (H&E, Blue Marble satellite, H&E vs IHC labels, labelled shapes; shapes / stripe orientations whose class is structure alone)")
     s.add_argument("--out", default="data", help="parent folder; the set goes to OUT/NAME")
-    s.add_argument("--size", type=_positive, default=256, help="image side in pixels")
-    s.add_argument("--n-images", type=_positive, default=16, help="number of images")
+    s.add_argument("--size", type=positive_int, default=256, help="image side in pixels")
+    s.add_argument("--n-images", type=positive_int, default=16, help="number of images")
     s.add_argument("--seed", type=int, default=0, help="seed of the crop positions")
     s.set_defaults(fn=cmd_prepare)
 
@@ -168,8 +148,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("data", help="a data set folder (with images/)")
     s.add_argument("--encoder", default="tiny-ssl", help="tiny-ssl, quilt, clip-b32, dino-vitb16, openclip, timm")
     s.add_argument("--weights", default=None, help="local weights file (tiny-ssl: trained on DATA when omitted)")
-    s.add_argument("--ssl-size", type=_positive, default=64, help="tiny-ssl: input side")
-    s.add_argument("--ssl-steps", type=_positive, default=300, help="tiny-ssl: training steps")
+    s.add_argument("--ssl-size", type=positive_int, default=64, help="tiny-ssl: input side")
+    s.add_argument("--ssl-steps", type=positive_int, default=300, help="tiny-ssl: training steps")
     s.add_argument("--seed", type=int, default=0, help="tiny-ssl: training seed")
     s.set_defaults(fn=cmd_embed)
 
@@ -181,31 +161,31 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--cond", default="embedding", choices=["embedding", "label", "none"], help="what conditions the model")
     s.add_argument("--conditioning", default="cano+grid", choices=["cano+grid", "grid", "none"],
                    help="cano+grid = ∞-Brush; grid = without CANO (ablation); none = ∞-Diff (unconditional)")
-    s.add_argument("--pixels", type=_positive, default=1024, help="pixels drawn from each image per step (the paper: 65,536)")
-    s.add_argument("--batch", type=_positive, default=8, help="images per step (per process under torchrun)")
-    s.add_argument("--steps", type=_positive, default=2000, help="optimiser steps")
-    s.add_argument("--lr", type=_finite, default=2e-3, help="Adam learning rate (the peak, with --lr-schedule cosine)")
+    s.add_argument("--pixels", type=positive_int, default=1024, help="pixels drawn from each image per step (the paper: 65,536)")
+    s.add_argument("--batch", type=positive_int, default=8, help="images per step (per process under torchrun)")
+    s.add_argument("--steps", type=positive_int, default=2000, help="optimiser steps")
+    s.add_argument("--lr", type=finite_float, default=2e-3, help="Adam learning rate (the peak, with --lr-schedule cosine)")
     s.add_argument("--lr-schedule", default="cosine", choices=["constant", "cosine"],
                    help="constant: --lr throughout; cosine: 5 %% warm-up, then decay to 0 at the last step")
-    s.add_argument("--ema-decay", type=_finite, default=0.98, help="EMA of the weights, updated every step (sampling uses it)")
-    s.add_argument("--dim", type=_positive, default=32, help="width of the sparse level")
-    s.add_argument("--depth", type=_positive, default=1, help="sparse blocks")
-    s.add_argument("--num-classes", type=_positive, default=2, help="labels (--cond label)")
-    s.add_argument("--sigma", type=_finite, default=None, help="width of the smoothing A, in units of the image side "
+    s.add_argument("--ema-decay", type=finite_float, default=0.98, help="EMA of the weights, updated every step (sampling uses it)")
+    s.add_argument("--dim", type=positive_int, default=32, help="width of the sparse level")
+    s.add_argument("--depth", type=positive_int, default=1, help="sparse blocks")
+    s.add_argument("--num-classes", type=positive_int, default=2, help="labels (--cond label)")
+    s.add_argument("--sigma", type=finite_float, default=None, help="width of the smoothing A, in units of the image side "
                    "(default: 2/R for R-pixel training images, one pixel at R/2, the lowest resolution it is meant to be sampled at)")
-    s.add_argument("--grid", type=_positive, default=None, help="side of the grid level (default: the largest multiple of 4 "
+    s.add_argument("--grid", type=positive_int, default=None, help="side of the grid level (default: the largest multiple of 4 "
                    "with G <= R/2 and G² <= --pixels)")
-    s.add_argument("--local-px", type=_finite, default=0.0, help="radius of the local operator at the points, in pixels at the "
+    s.add_argument("--local-px", type=finite_float, default=0.0, help="radius of the local operator at the points, in pixels at the "
                    "training resolution R (stored as a fraction of the image side; ∞-Diff uses 3); 0: none")
     s.add_argument("--schedule", default="cosine", choices=["cosine", "linear"], help="noise schedule")
     s.add_argument("--logsnr-shift", type=_shift, default="pixel", help="shift of the schedule's log-SNR: a number, or pixel = "
                    "ln(4 pi sigma_px^2) at the training resolution, the SNR of a pixel DDPM (the best rung of 15_ladder: "
                    "structure read right and best fits up on both structure sets)")
-    s.add_argument("--T", type=_positive, default=1000, help="diffusion steps")
-    s.add_argument("--cond-drop", type=_finite, default=0.1, help="condition dropout for classifier-free guidance")
-    s.add_argument("--ckpt-every", type=_positive, default=500, help="steps between checkpoints")
+    s.add_argument("--T", type=positive_int, default=1000, help="diffusion steps")
+    s.add_argument("--cond-drop", type=finite_float, default=0.1, help="condition dropout for classifier-free guidance")
+    s.add_argument("--ckpt-every", type=positive_int, default=500, help="steps between checkpoints")
     s.add_argument("--seed", type=int, default=0, help="initialisation and data seed")
-    s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
+    s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's, every core)")
     s.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu; torchrun: one GPU a process)")
     s.add_argument("--resume", action="store_true", help="continue from OUT's checkpoint")
     s.set_defaults(fn=cmd_train)
@@ -214,21 +194,21 @@ def build_parser() -> argparse.ArgumentParser:
                        description="DDIM sampling of one image at any resolution, chunked through the whole image. "
                                    "The same seed gives the same function at every resolution.")
     s.add_argument("checkpoint", help="a checkpoint written by `train` (.safetensors)")
-    s.add_argument("--size", type=_positive, default=256, help="height in pixels (and width unless --width)")
-    s.add_argument("--width", type=_positive, default=None, help="width in pixels, for a non-square image")
+    s.add_argument("--size", type=positive_int, default=256, help="height in pixels (and width unless --width)")
+    s.add_argument("--width", type=positive_int, default=None, help="width in pixels, for a non-square image")
     c = s.add_mutually_exclusive_group()
     c.add_argument("--label", type=int, default=None, help="class label (label-conditioned models)")
     c.add_argument("--embedding", default=None, help=".npy condition vector")
     c.add_argument("--reference", default=None, help="an image whose embedding is the condition (as in the paper's figures)")
     s.add_argument("--encoder", default="tiny-ssl", help="with --reference: the encoder the training embeddings came from")
     s.add_argument("--encoder-weights", default=None, help="with --reference: the encoder's local weights file")
-    s.add_argument("--steps", type=_positive, default=50, help="DDIM steps")
-    s.add_argument("--eta", type=_finite, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
+    s.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
+    s.add_argument("--eta", type=finite_float, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
                    "every step, which does not carry early errors to the end (09_sampler)")
-    s.add_argument("--guidance", type=_finite, default=1.0, help="classifier-free guidance scale (1 = none)")
+    s.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale (1 = none)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
-    s.add_argument("--threads", type=_positive, default=None, help="CPU threads (default: torch's, every core)")
-    s.add_argument("--chunk", type=_positive, default=None, help="points evaluated at once, rounded down to a multiple of 4096 "
+    s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's, every core)")
+    s.add_argument("--chunk", type=positive_int, default=None, help="points evaluated at once, rounded down to a multiple of 4096 "
                    "(memory only: the image is bit-identical for every chunk on CPU; default: 65,536 on a CPU, from free memory on a GPU)")
     s.add_argument("--device", default=None, help="torch device (default: cuda when there is one, else cpu)")
     s.add_argument("--deblur", action="store_true", help="apply the Wiener inverse of A to the result")
@@ -242,8 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--metric", default="clip", choices=["clip", "crop"], help="clip: whole images, downsampled; crop: random crops at full resolution")
     s.add_argument("--extractor", default="clip-b32", help="clip-b32, quilt, inception, tiny-ssl, ...")
     s.add_argument("--weights", default=None, help="the extractor's local weights file")
-    s.add_argument("--crop", type=_positive, default=256, help="crop side (--metric crop)")
-    s.add_argument("--crops-per-image", type=_positive, default=4, help="crops per image (--metric crop)")
+    s.add_argument("--crop", type=positive_int, default=256, help="crop side (--metric crop)")
+    s.add_argument("--crops-per-image", type=positive_int, default=4, help="crops per image (--metric crop)")
     s.add_argument("--seed", type=int, default=0, help="crop positions")
     s.set_defaults(fn=cmd_evaluate)
     return p

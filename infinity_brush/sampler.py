@@ -11,13 +11,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from .core import grid_coords, atomic_path, register_bench
+from .data import to_uint8   # values in [-1, 1] -> uint8 pixels: one definition, with its inverse `to_values`
 from .smoothing import Mollifier, counter_normal, hash32, smooth_grid, smooth_grid_fft, smoothed_noise_grid, undo_wiener, reflect_index, _kernels
 from .diffusion import Schedule, make_schedule, sample_ddim, ddim_timesteps, cfg_model
 from .denoiser import denoise_chunked
 
 # %% auto #0
 __all__ = ['SAMPLE_BYTES_PER_PIXEL', 'dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise',
-           'step_noise_seed', 'sample_image', 'auto_chunk', 'to_uint8', 'save_image', 'count_flops', 'step_flops_model',
+           'step_noise_seed', 'sample_image', 'auto_chunk', 'save_image', 'count_flops', 'step_flops_model',
            'bench_sample', 'bench_sample_8192', 'bench_noise']
 
 # %% ../nbs/09_sampler.ipynb #95c32e6a
@@ -135,9 +136,6 @@ def auto_chunk(model, # a denoiser on its device
     return max(block, min(n, -(-n_points // block) * block))
 
 # %% ../nbs/09_sampler.ipynb #14095348
-def to_uint8(img: torch.Tensor) -> np.ndarray: # (h, w, C) in [-1, 1] -> uint8
-    return ((img.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).cpu().numpy()
-
 def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
                path: str|Path, tile: int = 512) -> Path:
     "Save as PNG (or JPEG), or as a tiled BigTIFF when `path` ends in .tif/.tiff."

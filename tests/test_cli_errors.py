@@ -74,12 +74,14 @@ def w(tmp_path_factory):
         return fix
     sets = {"label2": variant(attr, "label2", relabel(2)), "label7": variant(attr, "label7", relabel(7)),
             "labeljson": variant(attr, "labeljson", lambda v: (v / "labels.json").write_text("{not json")),
+            "dupkey": variant(attr, "dupkey", lambda v: (v / "labels.json").write_text(
+                "{" + ", ".join(f'"{k}": 0' for k in [*stems, stems[1]]) + "}")),     # json.load would keep the last
             "embtext": variant(naip, "embtext", lambda v: next((v / "embeddings").glob("*.npy")).write_text("hello")),
             "embsize": variant(naip, "embsize", lambda v: np.save(next((v / "embeddings").glob("*.npy")), np.ones(5, np.float32))),
             "noemb": variant(naip, "noemb", lambda v: shutil.rmtree(v / "embeddings")),
             "imgtext": variant(naip, "imgtext", lambda v: next((v / "images").glob("*.npy")).write_text("hello")),
             "resume": variant(naip, "resume", lambda v: (v / "run").mkdir() or shutil.copy(bad / "pickle.safetensors", v / "run" / "last.safetensors"))}
-    return {"d": d, "attr": attr, "naip": naip, "ck": ck, "bad": bad, "sets": sets, "enc": d / "enc.safetensors"}
+    return {"d": d, "attr": attr, "naip": naip, "ck": ck, "bad": bad, "sets": sets, "enc": d / "enc.safetensors", "stems": stems}
 
 
 def _tree(d: Path) -> dict:
@@ -124,6 +126,7 @@ def cases(w):
         (["train", s["label2"], "--cond", "label", "--num-classes", 2, *train], ["label 2 outside [0, 2)", ".npy"]),
         (["train", s["label7"], "--cond", "label", "--num-classes", 2, *train], ["label 7 outside [0, 2)", ".npy"]),
         (["train", s["labeljson"], "--cond", "label", *train], ["labels"]),
+        (["train", s["dupkey"], "--cond", "label", *train], [f"{s['dupkey'] / 'labels.json'}: duplicate key '{w['stems'][1]}'"]),
         (["train", s["embtext"], *train], ["not a NumPy array file"]),
         (["train", s["embsize"], *train], ["embedding of size 5"]),
         (["train", s["noemb"], *train], ["embedding missing"]),
@@ -200,3 +203,42 @@ def test_console_script_exit_code_and_one_line(w):
         lines = [l for l in r.stderr.splitlines() if l.strip() and "Warning" not in l]
         assert "Traceback" not in r.stderr and len(lines) == 1 and lines[0].startswith(f"infinity-brush {argv[0]}: error: "), r.stderr
     assert not (w["d"] / "r").exists()
+
+
+def _png16(path, a):
+    """A 16-bit PNG, chunk by chunk (Pillow writes 16-bit grey only): a (H, W, C) uint16, C = 1..4."""
+    import struct, zlib
+    H, W, C = a.shape
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in a)
+    Path(path).write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", W, H, 16, {1: 0, 2: 4, 3: 2, 4: 6}[C], 0, 0, 0))
+                           + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def test_rgba_and_16bit_data_sets_are_accepted(tmp_path, w):
+    """Data sets users make without thinking of their pixel format: RGBA PNGs (slides exported with alpha, composited on
+    white) and 16-bit PNGs / TIFFs (scaled by round(255 v / 65535)) train, embed and evaluate like 8-bit RGB."""
+    import tifffile
+    from PIL import Image
+    from infinity_brush.data import read_image, validate_dataset
+    rng = np.random.default_rng(0)
+    rgba, deep = tmp_path / "rgba", tmp_path / "deep"
+    for d in (rgba, deep): (d / "images").mkdir(parents=True)
+    for k in range(4):
+        Image.fromarray(rng.integers(0, 256, (16, 16, 4), dtype=np.uint8), "RGBA").save(rgba / "images" / f"r{k}.png")
+        v = rng.integers(0, 65536, (16, 16, 3), dtype=np.uint16)
+        if k % 2: _png16(deep / "images" / f"d{k}.png", v)
+        else: tifffile.imwrite(deep / "images" / f"d{k}.tif", v, photometric="rgb")
+        if k == 1: np.testing.assert_array_equal(read_image(deep / "images" / "d1.png"), np.rint(v.astype(np.float64) * 255 / 65535).astype(np.uint8))
+    for d in (rgba, deep): (d / "labels.json").write_text(json.dumps({p.stem: i % 2 for i, p in enumerate(sorted((d / "images").iterdir()))}))
+    for d in (rgba, deep):
+        info = validate_dataset(d, 64, cond="label", num_classes=2)
+        assert info["images"] == 4 and info["channels"] == 3, info          # 3 channels checked for every image
+        for argv in (["train", d, "--cond", "label", "--num-classes", 2, "--pixels", 64, "--batch", 2, "--steps", 1,
+                      "--dim", 16, "--depth", 1, "--T", 20, "--out", tmp_path / f"run-{d.name}"],
+                     ["embed", d, "--weights", w["enc"]],
+                     ["evaluate", d / "images", rgba / "images", "--extractor", "tiny-ssl", "--weights", w["enc"]]):
+            err = io.StringIO()
+            with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err): rc = main([str(a) for a in argv])
+            assert rc == 0, (argv, err.getvalue())
+    assert len(list((deep / "embeddings").glob("*.npy"))) == 4
