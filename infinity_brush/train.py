@@ -17,8 +17,8 @@ from .core import atomic_path, write_json, register_bench, progress_bar
 
 # %% auto #0
 __all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
-           'ema_decay', 'lr_at', 'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn',
-           'make_diffusion_loss', 'bench_train_memory']
+           'ema_decay', 'lr_at', 'Trainer', 'init_distributed', 'dataset_batch_fn', 'make_diffusion_loss',
+           'bench_train_memory']
 
 # %% ../nbs/08_train.ipynb #a4200e71
 @dataclass
@@ -255,15 +255,9 @@ def init_distributed(backend: str|None = None) -> tuple: # (rank, world size, de
     return rank, dist.get_world_size(), dev
 
 # %% ../nbs/08_train.ipynb #229d88de
-def collate_points(items: list) -> dict:
-    "Stack dataset items that share N: coords (B, N, 2), values (B, N, C), size (B, 2), cond (B, ...) or None."
-    out = {k: torch.stack([it[k] for it in items]) for k in ("coords", "values", "size")}
-    c = [it["cond"] for it in items]
-    out["cond"] = None if c[0].numel() == 0 else torch.stack(c)
-    return out
-
 def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
     "A `batch_fn(step, rank, world)` over a dataset: a pure function of the step; each rank takes its slice of the global batch."
+    from infinity_brush.data import collate
     if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}")
     def fn(step: int, rank: int = 0, world: int = 1) -> dict:
         if batch_size % world: raise ValueError(f"the global batch {batch_size} must divide among {world} processes")
@@ -271,7 +265,7 @@ def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
         idx = torch.randint(len(dataset), (batch_size,), generator=g)
         dataset.set_epoch(step)                               # fresh pixel subsets every step
         per = batch_size // world
-        return collate_points([dataset[int(i)] for i in idx[rank * per:(rank + 1) * per]])
+        return collate([dataset[int(i)] for i in idx[rank * per:(rank + 1) * per]])
     return fn
 
 def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
