@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import grid_coords, register_bench, peak_memory, atomic_path, write_json
+from .core import grid_coords, peak_memory, atomic_path, write_json
 from .diffusion import (Schedule, make_schedule, training_loss, sample_ddim, ddim_timesteps, cfg_model,
                                       check_option)
 from .smoothing import Mollifier
@@ -26,7 +26,7 @@ from .sampler import sample_image
 __all__ = ['Method', 'METHODS', 'FUNCTION_SPACE', 'Interp', 'TABLE4_ROWS', 'check_method', 'FiniteConfig', 'FiniteUNet',
            'build_model', 'model_from_spec', 'patch_embeddings', 'embedding_at', 'save_patch_embeddings',
            'window_starts', 'MultiDiffusion', 'make_batch_fn', 'make_loss', 'sample_method', 'paper_table4',
-           'search_max_batch', 'table4_rows', 'iter_table4', 'bench_table4']
+           'search_max_batch', 'table4_rows', 'iter_table4']
 
 # %% ../nbs/12_baselines.ipynb #def429b0
 Method = Literal["infinity-brush", "no-cano", "infinity-diff", "patch", "full-res"]
@@ -522,13 +522,3 @@ def _time_steps(fn: Callable, repeat: int, device) -> tuple: # (median wall seco
         if device.type == "cuda": torch.cuda.synchronize(device)
         walls.append(time.perf_counter() - w0); cpus.append(time.process_time() - c0)
     return float(np.median(walls)), float(np.median(cpus))
-
-# %% ../nbs/12_baselines.ipynb #8fd08f1c
-@register_bench("table4")
-def bench_table4(quick: bool = False, device="cpu"):
-    fs = dict(dim=16, depth=1, heads=2, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16)
-    finite = dict(base=8, mults=(1, 2), tdim=16, heads=2)
-    small = {m: fs if m in FUNCTION_SPACE else finite for m in METHODS}
-    kw = dict(sizes=(64, 256), budget_bytes=64 * 2**20, max_batch=2, n_pixels=256, time_repeat=1, overrides=small) if quick else \
-         dict(sizes=(256, 1024), budget_bytes=2**30, max_batch=32, n_pixels=8192, time_repeat=2)
-    yield from iter_table4(device=device, **kw)

@@ -85,7 +85,8 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig, default_grid, denoise_chunked
     from infinity_brush.diffusion import make_schedule
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss
-    from infinity_brush.sampler import sample_image, auto_chunk, step_flops_model, to_uint8
+    from infinity_brush.sampler import sample_image, auto_chunk, to_uint8
+    from infinity_brush.bench import step_flops_model
     from infinity_brush.metrics import quality_report, cross_resolution_agreement, area_resize
     down = lambda a, side: area_resize(a, side).round().astype(np.uint8)   # a large sample, area-averaged for a figure
     t_start = time.perf_counter()
