@@ -386,19 +386,21 @@ TABLE4_ROWS = {"full-res": "sdxl", "patch": "graikos", "infinity-brush": "infini
 
 def paper_table4(path: str|Path|None = None, # default: the repository's paper/reported.yaml
                 ) -> dict: # method -> {"model", "params", 1024: {"batch", "epoch_h", "note"}, 4096: {...}}; {} without the file
-    "Table 4 of the paper (one A100 40 GB; sides 1024² and 4096²) per method, read from `paper/reported.yaml`."
-    from infinity_brush.tables import load_reported
+    """Table 4 of the paper (one A100 40 GB; sides 1024² and 4096²) per method, read from `paper/reported.yaml` (the
+    file `tables.load_reported` validates; read here with yaml alone, so the training stages do not depend on `tables`)."""
+    import yaml
     path = Path(path) if path is not None else Path(__file__).resolve().parents[1] / "paper" / "reported.yaml"
     if not path.exists(): return {}
-    t = load_reported(path)[4]
+    t = {int(k): v for k, v in yaml.safe_load(path.read_text(encoding="utf-8"))["tables"].items()}[4]
+    cells = {(v["row"], v["column"]): v for v in t["values"]}
     num = lambda v: int(v) if v is not None and float(v).is_integer() else v
     out = {}
     for m, r in TABLE4_ROWS.items():
-        d = {"model": t.rows[r].method, "params": t.values[(r, "params")].value * 1e6}          # the yaml counts millions
+        d = {"model": t["rows"][r]["method"], "params": cells[(r, "params")]["value"] * 1e6}          # the yaml counts millions
         for side in (1024, 4096):
-            b, e = t.values[(r, f"{side}/max_batch")], t.values[(r, f"{side}/epoch_time")]
-            note = "; ".join(s for s in (b.na, b.note, e.note) if s)
-            d[side] = {"batch": num(b.value), "epoch_h": num(e.value), **({"note": note} if note else {})}
+            b, e = cells[(r, f"{side}/max_batch")], cells[(r, f"{side}/epoch_time")]
+            note = "; ".join(s for s in (b.get("na"), b.get("note"), e.get("note")) if s)
+            d[side] = {"batch": num(b["value"]), "epoch_h": num(e["value"]), **({"note": note} if note else {})}
         out[m] = d
     return out
 

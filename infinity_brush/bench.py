@@ -444,7 +444,7 @@ def bench_sample(quick: bool = False, device="cpu",
         step_flops = flops(size * size, chunk)
         yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
                "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
-               "step_gflop": step_flops / 1e9, "flops_how": "FlopCounterMode (matmul, conv, attention) on untimed runs at 32² and 64²: a + b * points + c * chunks (09_sampler)",
+               "step_gflop": step_flops / 1e9, "flops_how": "FlopCounterMode (matmul, conv, attention) on untimed runs at 32² and 64²: a + b * points + c * chunks (99_bench)",
                "gflops_achieved": step_flops / per_step / 1e9 if per_step > 0 else None, "matmul_gflops": mm_gflops,
                "matmul": f"{n}x{n} float32, same run", "fraction_of_matmul": step_flops / per_step / 1e9 / mm_gflops if per_step > 0 else None,
                "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
