@@ -388,8 +388,8 @@ def paper_table4(path: str|Path|None = None, # default: the repository's paper/r
                 ) -> dict: # method -> {"model", "params", 1024: {"batch", "epoch_h", "note"}, 4096: {...}}; {} without the file
     """Table 4 of the paper (one A100 40 GB; sides 1024² and 4096²) per method, read from `paper/reported.yaml` (the
     file `tables.load_reported` validates; read here with yaml alone, so the training stages do not depend on `tables`)."""
-    import yaml
-    path = Path(path) if path is not None else Path(__file__).resolve().parents[1] / "paper" / "reported.yaml"
+    import yaml, infinity_brush
+    path = Path(path) if path is not None else Path(infinity_brush.__file__).resolve().parents[1] / "paper" / "reported.yaml"
     if not path.exists(): return {}
     t = {int(k): v for k, v in yaml.safe_load(path.read_text(encoding="utf-8"))["tables"].items()}[4]
     cells = {(v["row"], v["column"]): v for v in t["values"]}
