@@ -12,7 +12,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import grid_coords, register_bench, peak_memory, atomic_path, write_json
+from .core import grid_coords, peak_memory, atomic_path, write_json
 from .diffusion import (Schedule, make_schedule, training_loss, sample_ddim, ddim_timesteps, cfg_model,
                                       check_option)
 from .smoothing import Mollifier
@@ -23,10 +23,10 @@ from .train import make_diffusion_loss, dataset_batch_fn, Trainer, TrainConfig
 from .sampler import sample_image
 
 # %% auto #0
-__all__ = ['Method', 'METHODS', 'FUNCTION_SPACE', 'Interp', 'PAPER_TABLE4', 'check_method', 'FiniteConfig', 'FiniteUNet',
+__all__ = ['Method', 'METHODS', 'FUNCTION_SPACE', 'Interp', 'TABLE4_ROWS', 'check_method', 'FiniteConfig', 'FiniteUNet',
            'build_model', 'model_from_spec', 'patch_embeddings', 'embedding_at', 'save_patch_embeddings',
-           'window_starts', 'MultiDiffusion', 'make_batch_fn', 'make_loss', 'sample_method', 'search_max_batch',
-           'table4_rows', 'iter_table4', 'bench_table4']
+           'window_starts', 'MultiDiffusion', 'make_batch_fn', 'make_loss', 'sample_method', 'paper_table4',
+           'search_max_batch', 'table4_rows', 'iter_table4']
 
 # %% ../nbs/12_baselines.ipynb #def429b0
 Method = Literal["infinity-brush", "no-cano", "infinity-diff", "patch", "full-res"]
@@ -378,11 +378,27 @@ def sample_method(method: str, # one of `METHODS`
     return out.reshape(h, w, C).float().clamp(-1, 1).cpu()
 
 # %% ../nbs/12_baselines.ipynb #38fab33a
-PAPER_TABLE4 = {  # Table 4 of the paper: one A100 40 GB; sizes 1024² and 4096² (ours: a quarter of the side)
-    "full-res": {"model": "SDXL", "params": 3.5e9, 1024: {"batch": 4, "epoch_h": 140}, 4096: {"batch": None, "epoch_h": 1000, "note": "out of memory; 1000 h estimated"}},
-    "patch": {"model": "Graikos et al.", "params": 860e6, 1024: {"batch": 100, "epoch_h": 45}, 4096: {"batch": 4, "epoch_h": 300}},
-    "infinity-brush": {"model": "∞-Brush", "params": 450e6, 1024: {"batch": 20, "epoch_h": 12}, 4096: {"batch": 20, "epoch_h": 12}},
-}
+TABLE4_ROWS = {"full-res": "sdxl", "patch": "graikos", "infinity-brush": "infinity_brush"}   # our method -> its row of Table 4
+
+def paper_table4(path: str|Path|None = None, # default: the repository's paper/reported.yaml
+                ) -> dict: # method -> {"model", "params", 1024: {"batch", "epoch_h", "note"}, 4096: {...}}; {} without the file
+    """Table 4 of the paper (one A100 40 GB; sides 1024² and 4096²) per method, read from `paper/reported.yaml` (the
+    file `tables.load_reported` validates; read here with yaml alone, so the training stages do not depend on `tables`)."""
+    import yaml, infinity_brush
+    path = Path(path) if path is not None else Path(infinity_brush.__file__).resolve().parents[1] / "paper" / "reported.yaml"
+    if not path.exists(): return {}
+    t = {int(k): v for k, v in yaml.safe_load(path.read_text(encoding="utf-8"))["tables"].items()}[4]
+    cells = {(v["row"], v["column"]): v for v in t["values"]}
+    num = lambda v: int(v) if v is not None and float(v).is_integer() else v
+    out = {}
+    for m, r in TABLE4_ROWS.items():
+        d = {"model": t["rows"][r]["method"], "params": cells[(r, "params")]["value"] * 1e6}          # the yaml counts millions
+        for side in (1024, 4096):
+            b, e = cells[(r, f"{side}/max_batch")], cells[(r, f"{side}/epoch_time")]
+            note = "; ".join(s for s in (b.get("na"), b.get("note"), e.get("note")) if s)
+            d[side] = {"batch": num(b["value"]), "epoch_h": num(e["value"]), **({"note": note} if note else {})}
+        out[m] = d
+    return out
 
 def search_max_batch(fits: Callable, # fits(batch) -> bool: a training step at this batch stays under the budget
                      cap: int) -> int: # the largest batch <= cap that fits (0: not even 1)
@@ -464,7 +480,7 @@ def _table4_row(method, side, patch, root, mol, LargeImageDataset, tmp, *, budge
     unit = (f"{ds.n} pixels of a {side}² image" if fs else f"{patch}² patch" if method == "patch" else f"{side}² image")
     row = {"method": method, "size": side, "train_unit": unit, "params": params, "budget_bytes": budget_bytes,
            "cap": max_batch, "epoch_images": epoch_images, "samples_per_epoch": samples, "device": str(device)}
-    paper = PAPER_TABLE4.get(method, {})
+    paper = paper_table4().get(method, {})
     if side * patch_div in paper: row["paper"] = {"model": paper["model"], "params": paper["params"], "size": side * patch_div, **paper[side * patch_div]}
     infeasible = dict(max_batch=0, capped=False, feasible=False, peak_bytes=None, step_s=None, epoch_steps=None, epoch_s=None)
     g = torch.Generator().manual_seed(seed)
@@ -504,13 +520,3 @@ def _time_steps(fn: Callable, repeat: int, device) -> tuple: # (median wall seco
         if device.type == "cuda": torch.cuda.synchronize(device)
         walls.append(time.perf_counter() - w0); cpus.append(time.process_time() - c0)
     return float(np.median(walls)), float(np.median(cpus))
-
-# %% ../nbs/12_baselines.ipynb #8fd08f1c
-@register_bench("table4")
-def bench_table4(quick: bool = False, device="cpu"):
-    fs = dict(dim=16, depth=1, heads=2, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16)
-    finite = dict(base=8, mults=(1, 2), tdim=16, heads=2)
-    small = {m: fs if m in FUNCTION_SPACE else finite for m in METHODS}
-    kw = dict(sizes=(64, 256), budget_bytes=64 * 2**20, max_batch=2, n_pixels=256, time_repeat=1, overrides=small) if quick else \
-         dict(sizes=(256, 1024), budget_bytes=2**30, max_batch=32, n_pixels=8192, time_repeat=2)
-    yield from iter_table4(device=device, **kw)

@@ -11,7 +11,10 @@ import infinity_brush
 from .core import BENCHES, default_device
 
 # %% auto #0
-__all__ = ['HEADLINE', 'load_benchmarks', 'keep_freed_memory', 'run_bench', 'main', 'read_log', 'log_table']
+__all__ = ['HEADLINE', 'SAMPLE_BYTES_PER_PIXEL', 'load_benchmarks', 'keep_freed_memory', 'run_bench', 'main', 'read_log',
+           'log_table', 'bench_smoothing', 'bench_cano', 'bench_local', 'bench_grid', 'bench_denoiser',
+           'bench_denoiser_4096', 'bench_data_read', 'bench_train_memory', 'count_flops', 'step_flops_model',
+           'bench_sample', 'bench_sample_8192', 'smooth_grid_strips', 'bench_noise', 'bench_table4']
 
 # %% ../nbs/99_bench.ipynb #02263c3d
 _KEEP = False
@@ -102,11 +105,6 @@ def main(argv=None):
         print(f"{p.prog}: error: {e.args[0] if e.args else e}", file=sys.stderr); return 2
     return 0
 
-# %% ../nbs/99_bench.ipynb #3f62d5ab
-# `python -m infinity_brush.bench` sets `__spec__`; a notebook kernel (where `__name__` is also "__main__") does not.
-if __name__ == "__main__" and globals().get("__spec__") is not None:
-    sys.exit(main())
-
 # %% ../nbs/99_bench.ipynb #d7868865
 HEADLINE = ("size", "N", "points", "batch", "steps_run", "seconds", "seconds_per_step", "noise_s", "peak_bytes",
             "process_peak_rss_bytes", "fits_target")
@@ -135,3 +133,380 @@ def log_table(rows: list[dict], # rows of `read_log` or `run_bench`
     cols = [k for k in cols if any(k in r for r in rows)] + [k for k in keys if any(k in r for r in rows)] + ratios
     head = "| " + " | ".join(cols) + " |\n|" + "---|" * len(cols)
     return "\n".join([head] + ["| " + " | ".join(_cell(k, r.get(k)) for k in cols) + " |" for r in rows])
+
+# %% ../nbs/99_bench.ipynb #45e9a482
+import math
+from typing import Callable
+import numpy as np
+import torch.nn.functional as F
+from .core import register_bench, timeit, peak_memory, matmul_gflops, grid_coords
+from .smoothing import (Mollifier, smoothed_noise_at, smoothed_noise_grid, consistent_white_noise, smooth_grid,
+                                      _kernels, reflect_index, _counter_normal_int64)
+from .operators import CANO, LocalOperator, FFT_ABOVE
+from .uno import GridConfig, GridLevel
+from .denoiser import InfinityBrushDenoiser, DenoiserConfig, denoise_chunked
+from .data import LargeImageDataset
+from .train import Trainer, TrainConfig, make_diffusion_loss, dataset_batch_fn
+from .sampler import sample_image
+from .baselines import METHODS, FUNCTION_SPACE, iter_table4
+
+# %% ../nbs/99_bench.ipynb #48b4a092
+@register_bench("smoothing")
+def bench_smoothing(quick: bool = False, device="cpu"):
+    N = 16_384 if quick else 65_536
+    sizes = (256, 1024) if quick else (256, 4096)
+    res = {}
+    for size in sizes:
+        mol = Mollifier(sigma=1.0 / size)
+        x = torch.rand(N, 2, generator=torch.Generator().manual_seed(0))
+        t_sub = timeit(lambda: smoothed_noise_at(0, x, 3, size, size, mol), repeat=2)
+        _, b_sub = peak_memory(smoothed_noise_at, 0, x, 3, size, size, mol)
+        t_grid = timeit(lambda: smoothed_noise_grid(0, 3, size, size, mol), repeat=1, warmup=0)
+        res[size] = (t_sub, b_sub)
+        yield {"size": size, "N": N, "subset_s": t_sub, "subset_bytes": b_sub, "grid_s": t_grid}
+    a, b = sizes
+    yield {"subset_time_ratio": res[b][0] / res[a][0], "subset_bytes_ratio": res[b][1] / res[a][1],
+           "note": f"same N and kernel width in pixels at {a}^2 and {b}^2"}
+
+# %% ../nbs/99_bench.ipynb #0e43a5b6
+@register_bench("cano")
+def bench_cano(quick: bool = False, device="cpu"):
+    device = torch.device(device)
+    d, H = 64, 4
+    Ns = [4096, 16384, 65536] if quick else [4096, 16384, 65536, 262144]
+    cano = CANO(d, H, n_sets=1).to(device).eval()
+    times, soft = {}, {}
+    for N in Ns:
+        x = torch.randn(1, N, d, device=device)
+        with torch.inference_mode():
+            t = timeit(lambda: cano(x, [x]), repeat=3, device=device)
+            _, mem = peak_memory(lambda: cano(x, [x]), device=device) if device.type == "cuda" or N <= 65536 else (None, None)
+        times[N] = t
+        row = {"N": N, "cano_s": t, "cano_peak_bytes": mem}
+        if N <= (16384 if quick else 65536) or device.type == "cuda":
+            q = x.view(1, N, H, d // H).transpose(1, 2)
+            with torch.inference_mode():
+                ts = timeit(lambda: F.scaled_dot_product_attention(q, q, q), repeat=1, warmup=0 if device.type == "cpu" else 1, device=device)
+            soft[N] = ts; row["softmax_s"] = ts
+        yield row
+    a, b = Ns[-2], Ns[-1]
+    ref = max(n for n in soft if n <= 65536)
+    yield {"linear_ratio": times[b] / times[a], "linear_ratio_N": [a, b],
+           "speedup_vs_softmax": soft[ref] / times[ref], "speedup_N": ref}
+
+# %% ../nbs/99_bench.ipynb #53141a95
+@register_bench("local")
+def bench_local(quick: bool = False, device="cpu"):
+    device = torch.device(device)
+    C, r = 64, 3 / 64
+    op = LocalOperator(C, r).to(device)
+    for n in ([128] if quick else [128, 1024]):
+        v = torch.randn(1, n * n, C, device=device); c = grid_coords(n, device=device)[None]
+        taps = (op.kernels(n, n)[1] > 0).sum().item(); auto = "fft" if op.kernels(n, n)[1].numel() > FFT_ABOVE else "direct"
+        for q in ([4096] if n <= 128 else [4096, 65_536]):
+            a, m = n // 2 * n, (q if n <= 128 else 256)                 # the middle rows; point-route queries timed
+            with torch.inference_mode():
+                rep = 3 if q * taps < 2**28 else 1
+                t = {f: timeit(lambda: op.grid(v, n, n, a, a + q, fft=f), repeat=rep, device=device) for f in (False, True)}
+                row = {"size": n, "queries": q, "rows": q // n, "channels": C, "radius": r, "radius_px": r * n, "taps": taps,
+                       "grid_direct_s": t[False], "grid_fft_s": t[True], "grid_route": auto, "grid_s": t[auto == "fft"]}
+                if q == 4096:
+                    t_point = timeit(lambda: op.points(c[:, a:a + m], c, v), repeat=1, warmup=0, device=device) * q / m
+                    diff = (op.grid(v, n, n, a, a + m) - op.points(c[:, a:a + m], c, v)).abs().max().item()
+                    row |= {"point_s": t_point, "point_queries_timed": m, "point_scaled": m < q, "speedup": t_point / row["grid_s"], "max_abs_diff": diff}
+            yield row
+
+
+# %% ../nbs/99_bench.ipynb #f21f89a3
+@register_bench("grid")
+def bench_grid(quick: bool = False, device="cpu"):
+    device = torch.device(device)
+    cfg = GridConfig(in_ch=64, size=64)
+    gl = GridLevel(cfg).to(device).eval()
+    g = torch.Generator(device=device).manual_seed(0)
+    te, tok = torch.randn(1, cfg.tdim, device=device, generator=g), torch.randn(1, 4, cfg.ctx_dim, device=device, generator=g)
+    N = 65_536
+    x, h = torch.rand(1, N, 2, device=device, generator=g), torch.randn(1, N, cfg.in_ch, device=device, generator=g)
+    with torch.inference_mode():
+        t_grid = timeit(lambda: gl.to_grid(h, x), repeat=3, device=device)
+        grid, mem_grid = peak_memory(gl.to_grid, h, x, device=device)
+        t_unet = timeit(lambda: gl.grid_forward(grid, te, tok), repeat=3, device=device)
+        out, mem_unet = peak_memory(gl.grid_forward, grid, te, tok, device=device)
+        t_read = timeit(lambda: gl.from_grid(out, x), repeat=3, device=device)
+        _, mem_all = peak_memory(gl, h, x, te, tok, device=device)
+    yield {"N": N, "G": cfg.size, "C": cfg.in_ch, "unet_params": sum(p.numel() for p in gl.parameters()),
+           "to_grid_s": t_grid, "to_grid_peak_bytes": mem_grid, "unet_s": t_unet, "unet_peak_bytes": mem_unet,
+           "from_grid_s": t_read, "forward_peak_bytes": mem_all}
+    if not quick:  # the UNet at ∞-Diff's size: 128² grid, 128·(1, 2, 4, 8, 8), 2 blocks per level
+        big_cfg = GridConfig(in_ch=64, size=128, base=128, mults=(1, 2, 4, 8, 8), blocks=2, self_attention=True)
+        big_unet = GridLevel(big_cfg).to(device).eval()
+        with torch.inference_mode():
+            g128 = torch.randn(1, 64, 128, 128, device=device, generator=g)
+            t_big_unet = timeit(lambda: big_unet.grid_forward(g128, te, tok), repeat=1, device=device)
+            _, mem_big_unet = peak_memory(big_unet.grid_forward, g128, te, tok, device=device)
+        yield {"G": 128, "unet": "infty-diff size", "unet_params": sum(p.numel() for p in big_unet.parameters()),
+               "unet_s": t_big_unet, "unet_peak_bytes": mem_big_unet}
+        del big_unet
+    side, chunk = (1024 if quick else 4096), 65_536
+    def chunks():  # features made on the fly, as the sparse level would make them, at row-major pixel centres
+        gg = torch.Generator(device=device).manual_seed(1)
+        for s in range(0, side * side, chunk):
+            i = torch.arange(s, min(s + chunk, side * side), device=device)
+            xc = (torch.stack([i // side, i % side], -1).float() + 0.5) / side
+            yield torch.randn(1, len(i), cfg.in_ch, device=device, generator=gg), xc[None]
+    def read_all(grid_out):
+        for _, xc in chunks(): gl.from_grid(grid_out, xc)
+    with torch.inference_mode():
+        t0 = time.perf_counter()
+        for _ in chunks(): pass
+        gen_s = time.perf_counter() - t0                                                 # making the chunks alone
+        t0 = time.perf_counter(); big = gl.to_grid_chunked(chunks()); t_big = time.perf_counter() - t0 - gen_s
+        _, mem_big = peak_memory(gl.to_grid_chunked, chunks(), device=device)
+        big_out = gl.grid_forward(big, te, tok)
+        t0 = time.perf_counter(); read_all(big_out); t_read_big = time.perf_counter() - t0 - gen_s
+        _, mem_read = peak_memory(read_all, big_out, device=device)
+    n = side * side
+    yield {"points": n, "side": side, "chunk": chunk, "to_grid_chunked_s": t_big, "making_chunks_s": gen_s,
+           "to_grid_chunked_peak_bytes": mem_big, "from_grid_all_s": t_read_big, "from_grid_all_peak_bytes": mem_read,
+           "features_bytes_if_held": n * cfg.in_ch * 4}
+    yield {"points": n, "to_grid_s_per_point_ratio_vs_65536": (t_big / n) / (t_grid / N),
+           "to_grid_peak_bytes_ratio_vs_65536": mem_big / mem_grid, "points_ratio": n / N}
+
+# %% ../nbs/99_bench.ipynb #3df4baa4
+@register_bench("denoiser")
+def bench_denoiser(quick: bool = False, device="cpu"):
+    from torch.utils.flop_counter import FlopCounterMode
+    device = torch.device(device)
+    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
+    N = 16_384 if quick else 65_536
+    x = torch.randn(1, N, 3, device=device); c = torch.rand(1, N, 2, device=device)
+    t = torch.tensor([500], device=device); e = torch.randn(1, 128, device=device)
+    with torch.inference_mode():
+        with FlopCounterMode(display=False) as fc: model(x, c, t, e)
+        flops = fc.get_total_flops()
+        sec = timeit(lambda: model(x, c, t, e), repeat=2, device=device)
+        _, mem = peak_memory(lambda: model(x, c, t, e), device=device)
+        gf_mm = matmul_gflops(max(64, int(round((flops / 2) ** (1 / 3)))), device)   # a matmul of the same FLOPs
+    gf = flops / sec / 1e9
+    yield {"N": N, "params": sum(p.numel() for p in model.parameters()), "forward_s": sec, "peak_bytes": mem,
+           "gflop": flops / 1e9, "gflops_achieved": gf, "matmul_gflops": gf_mm, "fraction_of_matmul": gf / gf_mm}
+
+@register_bench("denoiser_4096")
+def bench_denoiser_4096(quick: bool = False, device="cpu"):
+    import time
+    device = torch.device(device)
+    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
+    size = 512 if quick else 4096
+    coords = grid_coords(size)[None]
+    x = torch.randn(1, size * size, 3)
+    t = torch.tensor([500]); e = torch.randn(1, 128)
+    t0 = time.perf_counter()
+    _, mem = peak_memory(lambda: denoise_chunked(model, x, coords, t, e, chunk=65_536), device=device)
+    yield {"size": size, "points": size * size, "chunk": 65_536, "seconds": time.perf_counter() - t0,
+           "peak_bytes_in_call": mem, "input_bytes": x.numel() * 4 + coords.numel() * 4,
+           "target_bytes": 4 * 2**30}
+
+# %% ../nbs/99_bench.ipynb #8cb18275
+@register_bench("data_read")
+def bench_data_read(quick: bool = False, device="cpu"):
+    import tempfile, tracemalloc
+    from PIL import Image
+    import tifffile
+    N, sizes = (8_192, (512, 2048)) if quick else (65_536, (1024, 4096))
+    tmp, res = Path(tempfile.mkdtemp()), {}
+    for s in sizes:
+        yy, xx = np.mgrid[:s, :s]
+        a = np.stack([(xx * 255 // s), (yy * 255 // s), ((xx ^ yy) & 255)], -1).astype(np.uint8)
+        np.save(tmp / f"{s}.npy", a); Image.fromarray(a).save(tmp / f"{s}.png", compress_level=1)
+        tifffile.imwrite(tmp / f"{s}.tif", a, photometric="rgb", tile=(256, 256), compression="zlib", compressionargs={"level": 1})
+        del a, yy, xx
+        for fmt in ("npy", "tif", "png"):
+            ds = LargeImageDataset([tmp / f"{s}.{fmt}"], N, cond=None)
+            sec = timeit(lambda: ds[0], repeat=3, warmup=1)                  # warm: the file is in the page cache
+            tracemalloc.start(); ds[0]; peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
+            res[fmt, s] = (sec, peak)
+            yield {"format": fmt, "size": s, "N": N, "seconds": res[fmt, s][0], "numpy_peak_bytes": peak}
+    lo, hi = sizes
+    yield {f"mem_ratio_{fmt}_{hi}_vs_{lo}": res[fmt, hi][1] / res[fmt, lo][1] for fmt in ("npy", "tif", "png")} | \
+          {f"time_ratio_{fmt}_{hi}_vs_{lo}": res[fmt, hi][0] / res[fmt, lo][0] for fmt in ("npy", "tif", "png")}
+
+# %% ../nbs/99_bench.ipynb #5d0fd533
+@register_bench("train_memory")
+def bench_train_memory(quick: bool = False, device="cpu"):
+    import tempfile
+    from infinity_brush.core import peak_memory
+    from infinity_brush.data import LargeImageDataset
+    from infinity_brush.smoothing import Mollifier
+    from infinity_brush.diffusion import make_schedule
+    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
+    device = torch.device(device)
+    N, B = (8_192, 1) if quick else (65_536, 2)
+    tmp = Path(tempfile.mkdtemp()); res = {}
+    for size in (256, 4096):
+        d = tmp / str(size) / "images"; d.mkdir(parents=True)
+        mm = np.lib.format.open_memmap(d / "img.npy", mode="w+", dtype=np.uint8, shape=(size, size, 3))
+        mm[:] = 0; mm[::7, ::5] = 255; mm.flush(); del mm
+        mol = Mollifier(sigma=1 / 1024)                             # one physical sigma (1 px at 1024²) at both sizes
+        ds = LargeImageDataset(tmp / str(size), N, cond=None, mol=mol)
+        torch.manual_seed(0)
+        model = InfinityBrushDenoiser(DenoiserConfig(cond_kind=None, conditioning="none"))
+        tr = Trainer(model, make_diffusion_loss(make_schedule("cosine", 1000), mol), dataset_batch_fn(ds, B),
+                     TrainConfig(steps=1, out_dir=str(tmp / f"run{size}"), progress=False, ckpt_every=10**9), device=device)
+        tr.train_step()                                              # warm up (optimizer state)
+        _, peak = peak_memory(tr.train_step, device=device)
+        res[size] = peak
+        yield {"size": size, "N": N, "batch": B, "peak_bytes": peak}
+    yield {"ratio_4096_vs_256": res[4096] / res[256], "goal": "<= 1.05"}
+
+# %% ../nbs/99_bench.ipynb #0905c0d5
+def count_flops(fn: Callable) -> int:
+    "The floating-point operations `fn()` performs, counted by `torch.utils.flop_counter.FlopCounterMode` (matmul, conv, attention)."
+    from torch.utils.flop_counter import FlopCounterMode
+    with FlopCounterMode(display=False) as fc: fn()
+    return fc.get_total_flops()
+
+def step_flops_model(run: Callable, # run(size, chunk) samples one size×size image in chunks of `chunk` points
+                     steps: int = 1, sizes: tuple = (32, 64)) -> Callable: # flops(points, chunk) of one step
+    """A sampling step's FLOPs as a + b·N + c·(number of chunks), fitted exactly to three counted small runs. Every
+    per-point operation is a matrix product whose row count is the chunk's point count, the grid level runs once per
+    step, and a chunk adds a few products of its statistics; the fit is checked against three other counts below.
+    Counting the large runs themselves would put the counter's hooks inside the timed run, or run every size twice."""
+    s1, s2 = sizes
+    big = 4 * s2 * s2                                                 # one chunk for both sizes
+    f1, f2 = (count_flops(lambda s=s: run(s, big)) / steps for s in (s1, s2))
+    f3 = count_flops(lambda: run(s2, s2 * s2 // 4)) / steps           # the same points in 4 chunks
+    c = (f3 - f2) / 3
+    b = (f2 - f1) / (s2 * s2 - s1 * s1)
+    a = f1 - b * s1 * s1 - c
+    return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
+
+# %% ../nbs/99_bench.ipynb #0aa271dc
+def _reset_peak_rss() -> bool:
+    "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
+    try:
+        with open("/proc/self/clear_refs", "w") as f: f.write("5")
+        return True
+    except OSError: return False
+
+def _proc_status(key: str) -> int|None: # bytes
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith(key + ":"): return int(line.split()[1]) * 1024
+    except OSError: return None
+
+def _peak_rss() -> int|None: return _proc_status("VmHWM") # the resident high-water mark since the last reset, bytes
+
+def _mem_available() -> int|None: # bytes (Linux): what the kernel says new allocations can still get
+    try:
+        for line in open("/proc/meminfo"):
+            if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
+    except OSError: return None
+
+SAMPLE_BYTES_PER_PIXEL = 100 # a CPU sampling process's peak RSS per pixel, rounded up (8192²: 6.16 GiB, 98.5 B a pixel)
+
+@register_bench("sample")
+def bench_sample(quick: bool = False, device="cpu",
+                 steps: int|None = None, # DDIM steps actually run (default: 2 with quick, else 1)
+                 sizes: tuple|None = None, # image sides (default: (64, 128) with quick, else (1024, 4096))
+                 chunk: int = 65_536,
+                 profile_points: int = 1024 * 1024, # on CPU, torch's allocations are profiled (a second run) up to this many pixels
+                 target_bytes: int = 6 * 2**30): # the process peak RSS the run is judged against
+    import time
+    from infinity_brush.core import peak_memory, matmul_gflops
+    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
+    device = torch.device(device)
+    n = 512 if quick else 2048                               # the same-run reference: an n x n float32 matmul
+    mm_gflops = matmul_gflops(n, device)
+    S = steps or (2 if quick else 1)
+    torch.manual_seed(0)
+    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
+    e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
+    mol = Mollifier()
+    run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, block=min(4096, chunk), progress=False)
+    flops = step_flops_model(run, S)                          # FLOPs counted on untimed small runs
+    for size in sizes or ((64, 128) if quick else (1024, 4096)):
+        need, avail, held = SAMPLE_BYTES_PER_PIXEL * size * size, _mem_available(), _proc_status("VmRSS") or 0
+        if device.type == "cpu" and avail is not None and need > avail + held:   # say so, rather than be OOM-killed
+            yield {"size": size, "points": size * size, "skipped": f"needs about {need / 2**30:.1f} GiB; "
+                   f"{(avail + held) / 2**30:.1f} GiB available to this process", "needs_bytes": need, "mem_available_bytes": avail}
+            continue
+        t0 = time.perf_counter(); smoothed_noise_grid(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
+        cpu = device.type == "cpu"
+        rss_before = _proc_status("VmRSS") if cpu else None
+        rss_ok = cpu and _reset_peak_rss()
+        t0 = time.perf_counter()                               # timed without the FLOP counter (its hooks cost time)
+        if cpu: img, mem = run(size), None                     # and RSS-measured without the profiler
+        else: img, mem = peak_memory(lambda: run(size), device=device)
+        total = time.perf_counter() - t0
+        rss_peak = _peak_rss() if rss_ok else None
+        if cpu and size * size <= profile_points: _, mem = peak_memory(lambda: run(size), device=device)
+        per_step = max(total - noise_s, 0.0) / S
+        step_flops = flops(size * size, chunk)
+        yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
+               "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
+               "step_gflop": step_flops / 1e9, "flops_how": "FlopCounterMode (matmul, conv, attention) on untimed runs at 32² and 64²: a + b * points + c * chunks (99_bench)",
+               "gflops_achieved": step_flops / per_step / 1e9 if per_step > 0 else None, "matmul_gflops": mm_gflops,
+               "matmul": f"{n}x{n} float32, same run", "fraction_of_matmul": step_flops / per_step / 1e9 / mm_gflops if per_step > 0 else None,
+               "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
+               "peak_bytes": mem, "peak_bytes_how": ("torch.cuda.max_memory_allocated" if not cpu else
+                   "CPU profiler, a second run" if mem is not None else f"not profiled above {profile_points} pixels"),
+               "process_rss_before_bytes": rss_before, "process_peak_rss_bytes": rss_peak,
+               "target_bytes": target_bytes, "fits_target": None if rss_peak is None else rss_peak <= target_bytes,
+               "finite": bool(torch.isfinite(img).all())}
+
+
+@register_bench("sample_8192")
+def bench_sample_8192(quick: bool = False, device="cpu"):
+    "One DDIM step at 8192² (`--quick`: 2048²), the peak RSS beside the 8 GiB the issue allows."
+    yield from bench_sample(device=device, steps=1, sizes=(2048,) if quick else (8192,), profile_points=0, target_bytes=8 * 2**30)
+
+# %% ../nbs/99_bench.ipynb #b3a255e1
+def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
+                       mol: Mollifier, normalise: str = "sum",
+                       strip: int = 64) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
+    "`smooth_grid` one strip of rows (then of columns) at a time: the same sums, with memory for one strip."
+    C, H, W = field.shape
+    ky, kx = _kernels(mol, H, W, normalise)
+    ky, kx = ky.to(field), kx.to(field)
+    Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
+    iy = reflect_index(torch.arange(-Ry, H + Ry, device=field.device), H)
+    ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
+    tmp = torch.empty(C, H, W + 2 * Rx, dtype=field.dtype, device=field.device)
+    for c in range(0, W + 2 * Rx, strip):            # along the rows first (as `smooth_grid`), a strip of columns at a time
+        tmp[:, :, c:c + strip] = F.conv2d(field[:, :, ix[c:c + strip]][:, iy][:, None], ky.view(1, 1, -1, 1))[:, 0]
+    out = torch.empty(C, H, W, dtype=field.dtype, device=field.device)
+    for r in range(0, H, strip):                     # then along the columns, a strip of rows at a time
+        out[:, r:r + strip] = F.conv2d(tmp[:, r:r + strip][:, None], kx.view(1, 1, 1, -1))[:, 0]
+    return out
+
+
+# %% ../nbs/99_bench.ipynb #e3fdd41c
+@register_bench("noise")
+def bench_noise(quick: bool = False, device="cpu",
+                sizes: tuple|None = None): # image sides (default: (256, 512) with quick, else (1024, 4096))
+    "The sampler's initial noise at each size, the first implementation and the current one, timed in the same run."
+    import time
+    mol, C = Mollifier(), 3
+    for size in sizes or ((256, 512) if quick else (1024, 4096)):
+        t0 = time.perf_counter()
+        before = smooth_grid_strips(consistent_white_noise(0, C, size, size, dtype=torch.float64, normal=_counter_normal_int64), mol, "l2").float()
+        t1 = time.perf_counter(); after = smoothed_noise_grid(0, C, size, size, mol); t2 = time.perf_counter()
+        yield {"size": size, "channels": C, "sigma": mol.sigma, "before_s": t1 - t0, "after_s": t2 - t1, "speedup": (t1 - t0) / (t2 - t1),
+               "max_abs_diff": float((before - after).abs().max()), "identical": bool(torch.equal(before, after)),
+               "before": "int64 hash, direct separable convolution (float64)", "after": "int32 hash, FFT smoothing (float64)"}
+        del before, after
+
+# %% ../nbs/99_bench.ipynb #8fd08f1c
+@register_bench("table4")
+def bench_table4(quick: bool = False, device="cpu"):
+    fs = dict(dim=16, depth=1, heads=2, grid=8, unet_base=8, unet_mults=(1, 2), tdim=16)
+    finite = dict(base=8, mults=(1, 2), tdim=16, heads=2)
+    small = {m: fs if m in FUNCTION_SPACE else finite for m in METHODS}
+    kw = dict(sizes=(64, 256), budget_bytes=64 * 2**20, max_batch=2, n_pixels=256, time_repeat=1, overrides=small) if quick else \
+         dict(sizes=(256, 1024), budget_bytes=2**30, max_batch=32, n_pixels=8192, time_repeat=2)
+    yield from iter_table4(device=device, **kw)
+
+# %% ../nbs/99_bench.ipynb #3f62d5ab
+# `python -m infinity_brush.bench` sets `__spec__`; a notebook kernel (where `__name__` is also "__main__") does not.
+if __name__ == "__main__" and globals().get("__spec__") is not None:
+    sys.exit(main())

@@ -12,7 +12,7 @@ from typing import Callable, Literal, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from .core import pixel_to_coords, atomic_path, write_json, read_json, register_bench, timeit
+from .core import pixel_to_coords, atomic_path, write_json, read_json
 
 # %% auto #0
 __all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES', 'SHAPE_EXTENT', 'FORM_CLASSES',
@@ -25,7 +25,7 @@ __all__ = ['IMAGE_EXTS', 'NPY_MAGIC', 'EMBED_EXTS', 'MINI_SETS', 'SHAPE_CLASSES'
            'contrast_colours', 'form_params', 'stripe_params', 'stripe_mask', 'stripe_value', 'render_stripes',
            'form_fit', 'read_form', 'stripe_fit', 'read_stripes', 'prepare_structure', 'structure_reader',
            'read_celeba_attributes', 'prepare_celebahq', 'slide_magnification', 'tiles_from_slide',
-           'tiles_from_geotiff', 'bench_data_read']
+           'tiles_from_geotiff']
 
 # %% ../nbs/07_data.ipynb #044d52ba
 IMAGE_EXTS = (".npy", ".tif", ".tiff", ".svs", ".png", ".jpg", ".jpeg", ".bmp")
@@ -1111,27 +1111,3 @@ def tiles_from_geotiff(path: str|Path, # 4-band (RGB + NIR) or RGB GeoTIFF, uint
                                       "nodata": nodata, "max_nodata": max_nodata, **geo, "tiles": kept},
                      name="tiles-from-geotiff", created_by="infinity_brush.data.tiles_from_geotiff")
     return written
-
-# %% ../nbs/07_data.ipynb #8cb18275
-@register_bench("data_read")
-def bench_data_read(quick: bool = False, device="cpu"):
-    import tempfile, tracemalloc
-    from PIL import Image
-    import tifffile
-    N, sizes = (8_192, (512, 2048)) if quick else (65_536, (1024, 4096))
-    tmp, res = Path(tempfile.mkdtemp()), {}
-    for s in sizes:
-        yy, xx = np.mgrid[:s, :s]
-        a = np.stack([(xx * 255 // s), (yy * 255 // s), ((xx ^ yy) & 255)], -1).astype(np.uint8)
-        np.save(tmp / f"{s}.npy", a); Image.fromarray(a).save(tmp / f"{s}.png", compress_level=1)
-        tifffile.imwrite(tmp / f"{s}.tif", a, photometric="rgb", tile=(256, 256), compression="zlib", compressionargs={"level": 1})
-        del a, yy, xx
-        for fmt in ("npy", "tif", "png"):
-            ds = LargeImageDataset([tmp / f"{s}.{fmt}"], N, cond=None)
-            sec = timeit(lambda: ds[0], repeat=3, warmup=1)                  # warm: the file is in the page cache
-            tracemalloc.start(); ds[0]; peak = tracemalloc.get_traced_memory()[1]; tracemalloc.stop()
-            res[fmt, s] = (sec, peak)
-            yield {"format": fmt, "size": s, "N": N, "seconds": res[fmt, s][0], "numpy_peak_bytes": peak}
-    lo, hi = sizes
-    yield {f"mem_ratio_{fmt}_{hi}_vs_{lo}": res[fmt, hi][1] / res[fmt, lo][1] for fmt in ("npy", "tif", "png")} | \
-          {f"time_ratio_{fmt}_{hi}_vs_{lo}": res[fmt, hi][0] / res[fmt, lo][0] for fmt in ("npy", "tif", "png")}

@@ -10,14 +10,13 @@ from typing import Literal, get_args
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import progress_bar, register_bench, timeit, peak_memory, grid_coords, matmul_gflops
+from .core import progress_bar, grid_coords
 from .operators import CANO, LinearSelfAttention, LocalOperator, add_block_stats
 from .uno import GridLevel, GridConfig
 
 # %% auto #0
 __all__ = ['Conditioning', 'DenoiserConfig', 'timestep_embedding', 'FourierFeatures', 'default_grid', 'SparseBlock',
-           'ConditionTokens', 'InfinityBrushDenoiser', 'chunk_bounds', 'denoise_chunked', 'bench_denoiser',
-           'bench_denoiser_4096']
+           'ConditionTokens', 'InfinityBrushDenoiser', 'chunk_bounds', 'denoise_chunked']
 
 # %% ../nbs/06_denoiser.ipynb #05c05dc4
 Conditioning = Literal["cano+grid", "grid", "none"]
@@ -267,37 +266,3 @@ def denoise_chunked(model: InfinityBrushDenoiser, x: torch.Tensor, coords: torch
         for (a, b), (xc, cc, lc) in zip(progress_bar(bounds, desc="denoiser", disable=not progress), chunks()):
             out[:, a:b] = model.head(model.features(xc, cc, O, ctx, stats, len(model.blocks), lc)).to(out.dtype)
     return out
-
-# %% ../nbs/06_denoiser.ipynb #3df4baa4
-@register_bench("denoiser")
-def bench_denoiser(quick: bool = False, device="cpu"):
-    from torch.utils.flop_counter import FlopCounterMode
-    device = torch.device(device)
-    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
-    N = 16_384 if quick else 65_536
-    x = torch.randn(1, N, 3, device=device); c = torch.rand(1, N, 2, device=device)
-    t = torch.tensor([500], device=device); e = torch.randn(1, 128, device=device)
-    with torch.inference_mode():
-        with FlopCounterMode(display=False) as fc: model(x, c, t, e)
-        flops = fc.get_total_flops()
-        sec = timeit(lambda: model(x, c, t, e), repeat=2, device=device)
-        _, mem = peak_memory(lambda: model(x, c, t, e), device=device)
-        gf_mm = matmul_gflops(max(64, int(round((flops / 2) ** (1 / 3)))), device)   # a matmul of the same FLOPs
-    gf = flops / sec / 1e9
-    yield {"N": N, "params": sum(p.numel() for p in model.parameters()), "forward_s": sec, "peak_bytes": mem,
-           "gflop": flops / 1e9, "gflops_achieved": gf, "matmul_gflops": gf_mm, "fraction_of_matmul": gf / gf_mm}
-
-@register_bench("denoiser_4096")
-def bench_denoiser_4096(quick: bool = False, device="cpu"):
-    import time
-    device = torch.device(device)
-    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
-    size = 512 if quick else 4096
-    coords = grid_coords(size)[None]
-    x = torch.randn(1, size * size, 3)
-    t = torch.tensor([500]); e = torch.randn(1, 128)
-    t0 = time.perf_counter()
-    _, mem = peak_memory(lambda: denoise_chunked(model, x, coords, t, e, chunk=65_536), device=device)
-    yield {"size": size, "points": size * size, "chunk": 65_536, "seconds": time.perf_counter() - t0,
-           "peak_bytes_in_call": mem, "input_bytes": x.numel() * 4 + coords.numel() * 4,
-           "target_bytes": 4 * 2**30}

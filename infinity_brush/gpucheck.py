@@ -85,7 +85,8 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
     from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig, default_grid, denoise_chunked
     from infinity_brush.diffusion import make_schedule
     from infinity_brush.train import Trainer, TrainConfig, make_diffusion_loss
-    from infinity_brush.sampler import sample_image, auto_chunk, step_flops_model
+    from infinity_brush.sampler import sample_image, auto_chunk
+    from infinity_brush.bench import step_flops_model
     from infinity_brush.data import to_uint8, area_resize
     from infinity_brush.metrics import quality_report, cross_resolution_agreement
     down = lambda a, side: area_resize(a, side).round().astype(np.uint8)   # a large sample, area-averaged for a figure
@@ -151,7 +152,7 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
     gen = [(j % 2, to_uint8(draw(R, j % 2, 2000 + j))) for j in range(2 * per_class)]
     sync(); gen_s = time.perf_counter() - t0
 
-    # 3. every size from the same seeds, timed; FLOPs counted on untimed small runs (09_sampler's model of a step)
+    # 3. every size from the same seeds, timed; FLOPs counted on untimed small runs (bench.step_flops_model)
     mm_n, mm_dtype = (8192, torch.bfloat16) if cuda else (512, torch.float32)
     mm = matmul_gflops(mm_n, dev, dtype=mm_dtype)
     flops = step_flops_model(lambda size, chunk: sample_image(ema, size, size, lab[:1], mol=mol, sched=sched, steps=1, eta=1.0,
@@ -175,7 +176,7 @@ def bench_gpu(quick: bool = False, # CPU-sized (32², a few seconds of training)
                    "seconds_per_step": sec / S, "chunk": chunk, "peak_bytes": torch.cuda.max_memory_allocated(dev) if cuda else None,
                    "step_gflop": f / S / 1e9, "gflops_achieved": f / sec / 1e9, "matmul_gflops": mm,
                    "matmul": f"{mm_n}x{mm_n} {str(mm_dtype).replace('torch.', '')}, same run", "fraction_of_matmul": f / sec / 1e9 / mm,
-                   "flops_how": "FlopCounterMode on untimed 1-step runs at 32² and 64²: a + b * points + c * chunks (09_sampler)",
+                   "flops_how": "FlopCounterMode on untimed 1-step runs at 32² and 64²: a + b * points + c * chunks (bench.step_flops_model)",
                    "seconds_include": "the noise of every step (eta = 1) and the transfer of the image to the host",
                    "finite": bool(torch.isfinite(img).all())}
 

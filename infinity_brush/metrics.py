@@ -19,11 +19,12 @@ from .data import list_images, read_image, area_resize
 # %% auto #0
 __all__ = ['INCEPTION_FILE', 'INCEPTION_URL', 'frechet_distance', 'feature_stats', 'fid_from_features', 'find_inception',
            'InceptionExtractor', 'EncoderExtractor', 'random_crops', 'FIDResult', 'git_commit', 'features_of',
-           'clip_fid', 'crop_fid', 'zero_shot_classify', 'confusion_matrix', 'linear_probe_accuracy', 'as_images',
-           'speckle_map', 'speckle_fraction', 'radial_power_spectrum', 'octaves_of', 'octave_power', 'spectrum_ratio',
-           'rounding_floor', 'resolved_bands', 'colour_histogram_distance', 'colour_features', 'RealClassifier',
-           'train_real_classifier', 'classifier_name', 'control_accuracy', 'cross_resolution_agreement',
-           'structure_accuracy', 'mean_fit', 'structure_report', 'split_halves', 'real_floor', 'quality_report']
+           'clip_fid', 'crop_fid', 'zero_shot_classify', 'confusion_matrix', 'fit_logistic', 'linear_probe_accuracy',
+           'as_images', 'speckle_map', 'speckle_fraction', 'radial_power_spectrum', 'octaves_of', 'octave_power',
+           'spectrum_ratio', 'rounding_floor', 'resolved_bands', 'colour_histogram_distance', 'colour_features',
+           'RealClassifier', 'train_real_classifier', 'classifier_name', 'control_accuracy',
+           'cross_resolution_agreement', 'structure_accuracy', 'mean_fit', 'structure_report', 'split_halves',
+           'real_floor', 'quality_report']
 
 # %% ../nbs/10_metrics.ipynb #0bd85f3e
 def _psd_sqrt(S: np.ndarray) -> np.ndarray:
@@ -176,24 +177,30 @@ def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: in
     np.add.at(m, (np.asarray(y_true), np.asarray(y_pred)), 1)
     return m
 
+def fit_logistic(X: torch.Tensor, # (n, d) float64 features, already standardised
+                 y: torch.Tensor, # (n,) long labels in [0, n_classes)
+                 n_classes: int, weight_decay: float, steps: int, seed: int = 0) -> tuple: # W (d, k), b (k,) float64
+    "Multinomial logistic regression: cross-entropy plus `weight_decay`·‖W‖², minimised by L-BFGS from zero weights."
+    torch.manual_seed(seed)
+    W = torch.zeros(X.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(n_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
+    def closure():
+        opt.zero_grad()
+        loss = F.cross_entropy(X @ W + b, y) + weight_decay * (W ** 2).sum()
+        loss.backward(); return loss
+    opt.step(closure)
+    return W.detach(), b.detach()
+
 def linear_probe_accuracy(Xtr: np.ndarray, ytr: np.ndarray, Xte: np.ndarray, yte: np.ndarray,
                           weight_decay: float = 1e-3, steps: int = 200, seed: int = 0) -> float:
-    "Test accuracy of a multinomial logistic regression (L-BFGS, standardised features) trained on (Xtr, ytr)."
-    torch.manual_seed(seed)
+    "Test accuracy of `fit_logistic` (standardised features) trained on (Xtr, ytr)."
     Xtr, Xte = torch.as_tensor(Xtr, dtype=torch.float64), torch.as_tensor(Xte, dtype=torch.float64)
     mu, sd = Xtr.mean(0), Xtr.std(0).clamp_min(1e-8)
     Xtr, Xte = (Xtr - mu) / sd, (Xte - mu) / sd
     ytr, yte = torch.as_tensor(ytr).long(), torch.as_tensor(yte).long()
-    k = int(max(ytr.max(), yte.max())) + 1
-    W = torch.zeros(Xtr.shape[1], k, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(k, dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
-    def closure():
-        opt.zero_grad()
-        loss = F.cross_entropy(Xtr @ W + b, ytr) + weight_decay * (W ** 2).sum()
-        loss.backward(); return loss
-    opt.step(closure)
-    with torch.no_grad(): return float(((Xte @ W + b).argmax(1) == yte).double().mean())
+    W, b = fit_logistic(Xtr, ytr, int(max(ytr.max(), yte.max())) + 1, weight_decay, steps, seed)
+    return float(((Xte @ W + b).argmax(1) == yte).double().mean())
 
 # %% ../nbs/10_metrics.ipynb #1f084d83
 import inspect
@@ -322,15 +329,9 @@ def train_real_classifier(imgs, labels: Sequence[int], # real images (any sizes)
     if len(set(labels)) < 2: raise ValueError(f"a classifier needs images of at least two classes, got labels {sorted(set(labels))}")
     X = np.stack([colour_features(a, size) for a in as_images(imgs)])
     mu, sd = X.mean(0), X.std(0) + 1e-3
-    torch.manual_seed(seed)
-    Xt, y = torch.as_tensor((X - mu) / sd), torch.as_tensor(np.asarray(labels)).long()
-    W = torch.zeros(X.shape[1], int(y.max()) + 1, dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(W.shape[1], dtype=torch.float64, requires_grad=True)
-    opt = torch.optim.LBFGS([W, b], max_iter=steps, line_search_fn="strong_wolfe")
-    def closure():
-        opt.zero_grad(); loss = F.cross_entropy(Xt @ W + b, y) + weight_decay * (W ** 2).sum(); loss.backward(); return loss
-    opt.step(closure)
-    return RealClassifier(W.detach().numpy(), b.detach().numpy(), mu, sd, size,
+    y = torch.as_tensor(np.asarray(labels)).long()
+    W, b = fit_logistic(torch.as_tensor((X - mu) / sd), y, int(y.max()) + 1, weight_decay, steps, seed)
+    return RealClassifier(W.numpy(), b.numpy(), mu, sd, size,
                           f"logistic regression on colour features at {size}² (real images only, n={len(X)}, seed={seed})")
 
 def classifier_name(clf: Callable) -> str:

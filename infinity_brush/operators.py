@@ -8,11 +8,10 @@ import math
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import register_bench, timeit, peak_memory, grid_coords
+from .core import grid_coords
 
 # %% auto #0
-__all__ = ['FFT_ABOVE', 'LinearAttentionStats', 'add_block_stats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'LocalOperator',
-           'bench_cano', 'bench_local']
+__all__ = ['FFT_ABOVE', 'LinearAttentionStats', 'add_block_stats', 'CANO', 'cano_naive', 'LinearSelfAttention', 'LocalOperator']
 
 # %% ../nbs/04_operators.ipynb #80320285
 def _heads(x, H): return x.reshape(*x.shape[:-1], H, x.shape[-1] // H)
@@ -217,52 +216,3 @@ class LocalOperator(nn.Module):
             ones = F.pad(torch.ones(1, 1, hi - lo, w, dtype=v.dtype, device=v.device), pad)
             outs.append(conv(F.pad(img[:, :, lo - row0:hi - row0], pad), K) / conv(ones, W).clamp_min(1e-12))
         return torch.cat(outs, 2).permute(0, 2, 3, 1).reshape(B, -1, C)[:, start - r0 * w: stop - r0 * w]
-
-# %% ../nbs/04_operators.ipynb #0e43a5b6
-@register_bench("cano")
-def bench_cano(quick: bool = False, device="cpu"):
-    device = torch.device(device)
-    d, H = 64, 4
-    Ns = [4096, 16384, 65536] if quick else [4096, 16384, 65536, 262144]
-    cano = CANO(d, H, n_sets=1).to(device).eval()
-    times, soft = {}, {}
-    for N in Ns:
-        x = torch.randn(1, N, d, device=device)
-        with torch.inference_mode():
-            t = timeit(lambda: cano(x, [x]), repeat=3, device=device)
-            _, mem = peak_memory(lambda: cano(x, [x]), device=device) if device.type == "cuda" or N <= 65536 else (None, None)
-        times[N] = t
-        row = {"N": N, "cano_s": t, "cano_peak_bytes": mem}
-        if N <= (16384 if quick else 65536) or device.type == "cuda":
-            q = x.view(1, N, H, d // H).transpose(1, 2)
-            with torch.inference_mode():
-                ts = timeit(lambda: F.scaled_dot_product_attention(q, q, q), repeat=1, warmup=0 if device.type == "cpu" else 1, device=device)
-            soft[N] = ts; row["softmax_s"] = ts
-        yield row
-    a, b = Ns[-2], Ns[-1]
-    ref = max(n for n in soft if n <= 65536)
-    yield {"linear_ratio": times[b] / times[a], "linear_ratio_N": [a, b],
-           "speedup_vs_softmax": soft[ref] / times[ref], "speedup_N": ref}
-
-# %% ../nbs/04_operators.ipynb #53141a95
-@register_bench("local")
-def bench_local(quick: bool = False, device="cpu"):
-    device = torch.device(device)
-    C, r = 64, 3 / 64
-    op = LocalOperator(C, r).to(device)
-    for n in ([128] if quick else [128, 1024]):
-        v = torch.randn(1, n * n, C, device=device); c = grid_coords(n, device=device)[None]
-        taps = (op.kernels(n, n)[1] > 0).sum().item(); auto = "fft" if op.kernels(n, n)[1].numel() > FFT_ABOVE else "direct"
-        for q in ([4096] if n <= 128 else [4096, 65_536]):
-            a, m = n // 2 * n, (q if n <= 128 else 256)                 # the middle rows; point-route queries timed
-            with torch.inference_mode():
-                rep = 3 if q * taps < 2**28 else 1
-                t = {f: timeit(lambda: op.grid(v, n, n, a, a + q, fft=f), repeat=rep, device=device) for f in (False, True)}
-                row = {"size": n, "queries": q, "rows": q // n, "channels": C, "radius": r, "radius_px": r * n, "taps": taps,
-                       "grid_direct_s": t[False], "grid_fft_s": t[True], "grid_route": auto, "grid_s": t[auto == "fft"]}
-                if q == 4096:
-                    t_point = timeit(lambda: op.points(c[:, a:a + m], c, v), repeat=1, warmup=0, device=device) * q / m
-                    diff = (op.grid(v, n, n, a, a + m) - op.points(c[:, a:a + m], c, v)).abs().max().item()
-                    row |= {"point_s": t_point, "point_queries_timed": m, "point_scaled": m < q, "speedup": t_point / row["grid_s"], "max_abs_diff": diff}
-            yield row
-

@@ -10,76 +10,14 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import grid_coords, atomic_path, register_bench
+from .core import grid_coords, atomic_path
 from .data import to_uint8   # values in [-1, 1] -> uint8 pixels: one definition, with its inverse `to_values`
-from .smoothing import Mollifier, counter_normal, hash32, smooth_grid, smooth_grid_fft, smoothed_noise_grid, undo_wiener, reflect_index, _kernels
+from .smoothing import Mollifier, hash32, smoothed_noise_grid, undo_wiener
 from .diffusion import Schedule, make_schedule, sample_ddim, ddim_timesteps, cfg_model
 from .denoiser import denoise_chunked
 
 # %% auto #0
-__all__ = ['SAMPLE_BYTES_PER_PIXEL', 'dyadic_levels', 'consistent_white_noise', 'smooth_grid_strips', 'smoothed_consistent_noise',
-           'step_noise_seed', 'sample_image', 'auto_chunk', 'save_image', 'count_flops', 'step_flops_model',
-           'bench_sample', 'bench_sample_8192', 'bench_noise']
-
-# %% ../nbs/09_sampler.ipynb #95c32e6a
-def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
-    "How many times an h×w grid halves exactly while both sides stay >= `min_base`."
-    L = 0
-    while h % 2 ** (L + 1) == 0 and w % 2 ** (L + 1) == 0 and h // 2 ** (L + 1) >= min_base and w // 2 ** (L + 1) >= min_base: L += 1
-    return L
-
-_HAAR = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]], dtype=torch.float64)  # signs for children (0,0),(0,1),(1,0),(1,1)
-
-def consistent_white_noise(seed: int, channels: int, h: int, w: int, base: tuple|None = None,
-                           dtype=torch.float32,
-                           normal: Callable = counter_normal, # the per-pixel generator, normal(seed, rows, cols, channel, dtype)
-                           block: int = 64, # parent rows refined at a time (memory and cache; not the result)
-                           device=None, # where to compute it (default CPU): the same counter hash, so the same values
-                          ) -> torch.Tensor: # (C, h, w) unit-variance pixel noise
-    "White noise on an h×w grid that is the Haar refinement of the same noise on every coarser grid h/2^j × w/2^j."
-    if base is None:
-        L = dyadic_levels(h, w)
-        base = (h // 2**L, w // 2**L)
-    if block < 1: raise ValueError(f"block must be a positive number of rows, got {block}")
-    h0, w0 = base
-    L = int(round(math.log2(h / h0)))
-    if h0 * 2**L != h or w0 * 2**L != w: raise ValueError(f"{h}x{w} is not {h0}x{w0} times a power of 2")
-    ar = lambda *a: torch.arange(*a, device=device)
-    ch, haar = ar(channels)[:, None, None], _HAAR.to(device)
-    z = normal(seed, ar(h0)[None, :, None], ar(w0)[None, None, :], ch * 1024, torch.float64)
-    for l in range(1, L + 1):
-        hp, wp = z.shape[-2:]
-        out, c = torch.empty(channels, 2 * hp, 2 * wp, dtype=torch.float64, device=device), ar(wp)[None, None, :]
-        for r0 in range(0, hp, block):                                               # a block of parent rows at a time
-            r = ar(r0, min(r0 + block, hp))[None, :, None]; b = r.shape[1]
-            d = torch.stack([normal(seed, r, c, ch * 1024 + 4 * l + m, torch.float64) for m in range(3)], 0)  # (3, C, b, wp)
-            kids = 0.5 * z[None, :, r0:r0 + b] + 0.5 * torch.einsum("mk,mchw->kchw", haar, d)               # (4, C, b, wp)
-            out[:, 2 * r0:2 * (r0 + b)] = kids.reshape(2, 2, channels, b, wp).permute(2, 3, 0, 4, 1).reshape(channels, 2 * b, 2 * wp)
-        z = out
-    return z.to(dtype)
-
-def smooth_grid_strips(field: torch.Tensor, # (C, H, W) values on the full grid
-                       mol: Mollifier, normalise: str = "sum",
-                       strip: int = 64) -> torch.Tensor: # (C, H, W), as `smooth_grid(field[None], mol, normalise)[0]`
-    "`smooth_grid` one strip of rows (then of columns) at a time: the same sums, with memory for one strip."
-    C, H, W = field.shape
-    ky, kx = _kernels(mol, H, W, normalise)
-    ky, kx = ky.to(field), kx.to(field)
-    Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
-    iy = reflect_index(torch.arange(-Ry, H + Ry, device=field.device), H)
-    ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
-    tmp = torch.empty(C, H, W + 2 * Rx, dtype=field.dtype, device=field.device)
-    for c in range(0, W + 2 * Rx, strip):            # along the rows first (as `smooth_grid`), a strip of columns at a time
-        tmp[:, :, c:c + strip] = F.conv2d(field[:, :, ix[c:c + strip]][:, iy][:, None], ky.view(1, 1, -1, 1))[:, 0]
-    out = torch.empty(C, H, W, dtype=field.dtype, device=field.device)
-    for r in range(0, H, strip):                     # then along the columns, a strip of rows at a time
-        out[:, r:r + strip] = F.conv2d(tmp[:, r:r + strip][:, None], kx.view(1, 1, 1, -1))[:, 0]
-    return out
-
-def smoothed_consistent_noise(seed: int, channels: int, h: int, w: int, mol: Mollifier, base: tuple|None = None,
-                              device=None) -> torch.Tensor: # (C, h, w) float32 on `device` (default CPU)
-    "$A\\xi$ (unit variance) on an h×w grid from `consistent_white_noise`, smoothed in float64 and kept in float32."
-    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64, device=device), mol, normalise="l2", dtype=torch.float32)
+__all__ = ['step_noise_seed', 'sample_image', 'auto_chunk', 'save_image']
 
 # %% ../nbs/09_sampler.ipynb #1e98e6af
 def step_noise_seed(seed: int, i: int) -> int: # the seed of the fresh noise of DDIM step i (eta > 0)
@@ -104,8 +42,7 @@ def sample_image(model, # an InfinityBrushDenoiser (or anything `denoise_chunked
     sched = sched or make_schedule("cosine", getattr(getattr(model, "cfg", None), "T", 1000))
     C, dev = model.cfg.channels, next(model.parameters()).device
     if chunk is None: chunk = auto_chunk(model, h * w, block=block)
-    noise = (lambda s: smoothed_consistent_noise(s, C, h, w, mol, device=dev)) if consistent_noise and dyadic_levels(h, w) > 0 else \
-            (lambda s: smoothed_noise_grid(s, C, h, w, mol).to(dev))
+    noise = lambda s: smoothed_noise_grid(s, C, h, w, mol, None if consistent_noise else (h, w), device=dev)
     flat = lambda a: a.permute(1, 2, 0).reshape(1, h * w, C)
     x = flat(noise(seed))                                  # the image, its noise and its points live on the model's device
     coords = grid_coords(h, w)[None].to(dev)
@@ -149,122 +86,3 @@ def save_image(img: torch.Tensor, # (h, w, C) in [-1, 1]
             from PIL import Image
             Image.fromarray(a).save(tmp, format="PNG" if path.suffix.lower() == ".png" else None)
     return path
-
-# %% ../nbs/09_sampler.ipynb #0905c0d5
-def count_flops(fn: Callable) -> int:
-    "The floating-point operations `fn()` performs, counted by `torch.utils.flop_counter.FlopCounterMode` (matmul, conv, attention)."
-    from torch.utils.flop_counter import FlopCounterMode
-    with FlopCounterMode(display=False) as fc: fn()
-    return fc.get_total_flops()
-
-def step_flops_model(run: Callable, # run(size, chunk) samples one size×size image in chunks of `chunk` points
-                     steps: int = 1, sizes: tuple = (32, 64)) -> Callable: # flops(points, chunk) of one step
-    """A sampling step's FLOPs as a + b·N + c·(number of chunks), fitted exactly to three counted small runs. Every
-    per-point operation is a matrix product whose row count is the chunk's point count, the grid level runs once per
-    step, and a chunk adds a few products of its statistics; the fit is checked against three other counts below.
-    Counting the large runs themselves would put the counter's hooks inside the timed run, or run every size twice."""
-    s1, s2 = sizes
-    big = 4 * s2 * s2                                                 # one chunk for both sizes
-    f1, f2 = (count_flops(lambda s=s: run(s, big)) / steps for s in (s1, s2))
-    f3 = count_flops(lambda: run(s2, s2 * s2 // 4)) / steps           # the same points in 4 chunks
-    c = (f3 - f2) / 3
-    b = (f2 - f1) / (s2 * s2 - s1 * s1)
-    a = f1 - b * s1 * s1 - c
-    return lambda points, chunk: a + b * points + c * math.ceil(points / chunk)
-
-# %% ../nbs/09_sampler.ipynb #0aa271dc
-def _reset_peak_rss() -> bool:
-    "Reset the kernel's resident-set high-water mark of this process (Linux); False where that is not possible."
-    try:
-        with open("/proc/self/clear_refs", "w") as f: f.write("5")
-        return True
-    except OSError: return False
-
-def _proc_status(key: str) -> int|None: # bytes
-    try:
-        for line in open("/proc/self/status"):
-            if line.startswith(key + ":"): return int(line.split()[1]) * 1024
-    except OSError: return None
-
-def _peak_rss() -> int|None: return _proc_status("VmHWM") # the resident high-water mark since the last reset, bytes
-
-def _mem_available() -> int|None: # bytes (Linux): what the kernel says new allocations can still get
-    try:
-        for line in open("/proc/meminfo"):
-            if line.startswith("MemAvailable:"): return int(line.split()[1]) * 1024
-    except OSError: return None
-
-SAMPLE_BYTES_PER_PIXEL = 100 # a CPU sampling process's peak RSS per pixel, rounded up (8192²: 6.16 GiB, 98.5 B a pixel)
-
-@register_bench("sample")
-def bench_sample(quick: bool = False, device="cpu",
-                 steps: int|None = None, # DDIM steps actually run (default: 2 with quick, else 1)
-                 sizes: tuple|None = None, # image sides (default: (64, 128) with quick, else (1024, 4096))
-                 chunk: int = 65_536,
-                 profile_points: int = 1024 * 1024, # on CPU, torch's allocations are profiled (a second run) up to this many pixels
-                 target_bytes: int = 6 * 2**30): # the process peak RSS the run is judged against
-    import time
-    from infinity_brush.core import peak_memory, matmul_gflops
-    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
-    device = torch.device(device)
-    n = 512 if quick else 2048                               # the same-run reference: an n x n float32 matmul
-    mm_gflops = matmul_gflops(n, device)
-    S = steps or (2 if quick else 1)
-    torch.manual_seed(0)
-    model = InfinityBrushDenoiser(DenoiserConfig()).to(device).eval()
-    e = torch.randn(1, model.cfg.cond_dim, generator=torch.Generator().manual_seed(1))
-    mol = Mollifier()
-    run = lambda size, chunk=chunk: sample_image(model, size, size, e.to(device), mol=mol, steps=S, chunk=chunk, block=min(4096, chunk), progress=False)
-    flops = step_flops_model(run, S)                          # FLOPs counted on untimed small runs
-    for size in sizes or ((64, 128) if quick else (1024, 4096)):
-        need, avail, held = SAMPLE_BYTES_PER_PIXEL * size * size, _mem_available(), _proc_status("VmRSS") or 0
-        if device.type == "cpu" and avail is not None and need > avail + held:   # say so, rather than be OOM-killed
-            yield {"size": size, "points": size * size, "skipped": f"needs about {need / 2**30:.1f} GiB; "
-                   f"{(avail + held) / 2**30:.1f} GiB available to this process", "needs_bytes": need, "mem_available_bytes": avail}
-            continue
-        t0 = time.perf_counter(); smoothed_consistent_noise(0, model.cfg.channels, size, size, mol); noise_s = time.perf_counter() - t0
-        cpu = device.type == "cpu"
-        rss_before = _proc_status("VmRSS") if cpu else None
-        rss_ok = cpu and _reset_peak_rss()
-        t0 = time.perf_counter()                               # timed without the FLOP counter (its hooks cost time)
-        if cpu: img, mem = run(size), None                     # and RSS-measured without the profiler
-        else: img, mem = peak_memory(lambda: run(size), device=device)
-        total = time.perf_counter() - t0
-        rss_peak = _peak_rss() if rss_ok else None
-        if cpu and size * size <= profile_points: _, mem = peak_memory(lambda: run(size), device=device)
-        per_step = max(total - noise_s, 0.0) / S
-        step_flops = flops(size * size, chunk)
-        yield {"size": size, "points": size * size, "steps_run": S, "chunk": chunk, "seconds": total, "noise_s": noise_s,
-               "seconds_per_step": per_step, "extrapolated_50_steps_s": noise_s + 50 * per_step,
-               "step_gflop": step_flops / 1e9, "flops_how": "FlopCounterMode (matmul, conv, attention) on untimed runs at 32² and 64²: a + b * points + c * chunks (09_sampler)",
-               "gflops_achieved": step_flops / per_step / 1e9 if per_step > 0 else None, "matmul_gflops": mm_gflops,
-               "matmul": f"{n}x{n} float32, same run", "fraction_of_matmul": step_flops / per_step / 1e9 / mm_gflops if per_step > 0 else None,
-               "extrapolated": "50-step time = noise_s + 50 * seconds_per_step, not measured",
-               "peak_bytes": mem, "peak_bytes_how": ("torch.cuda.max_memory_allocated" if not cpu else
-                   "CPU profiler, a second run" if mem is not None else f"not profiled above {profile_points} pixels"),
-               "process_rss_before_bytes": rss_before, "process_peak_rss_bytes": rss_peak,
-               "target_bytes": target_bytes, "fits_target": None if rss_peak is None else rss_peak <= target_bytes,
-               "finite": bool(torch.isfinite(img).all())}
-
-
-@register_bench("sample_8192")
-def bench_sample_8192(quick: bool = False, device="cpu"):
-    "One DDIM step at 8192² (`--quick`: 2048²), the peak RSS beside the 8 GiB the issue allows."
-    yield from bench_sample(device=device, steps=1, sizes=(2048,) if quick else (8192,), profile_points=0, target_bytes=8 * 2**30)
-
-# %% ../nbs/09_sampler.ipynb #e3fdd41c
-@register_bench("noise")
-def bench_noise(quick: bool = False, device="cpu",
-                sizes: tuple|None = None): # image sides (default: (256, 512) with quick, else (1024, 4096))
-    "The sampler's initial noise at each size, the first implementation and the current one, timed in the same run."
-    import time
-    from infinity_brush.smoothing import _counter_normal_int64
-    mol, C = Mollifier(), 3
-    for size in sizes or ((256, 512) if quick else (1024, 4096)):
-        t0 = time.perf_counter()
-        before = smooth_grid_strips(consistent_white_noise(0, C, size, size, dtype=torch.float64, normal=_counter_normal_int64), mol, "l2").float()
-        t1 = time.perf_counter(); after = smoothed_consistent_noise(0, C, size, size, mol); t2 = time.perf_counter()
-        yield {"size": size, "channels": C, "sigma": mol.sigma, "before_s": t1 - t0, "after_s": t2 - t1, "speedup": (t1 - t0) / (t2 - t1),
-               "max_abs_diff": float((before - after).abs().max()), "identical": bool(torch.equal(before, after)),
-               "before": "int64 hash, direct separable convolution (float64)", "after": "int32 hash, FFT smoothing (float64)"}
-        del before, after

@@ -10,12 +10,12 @@ from typing import Callable
 import numpy as np
 import torch
 import torch.nn.functional as F
-from .core import grid_coords, pixel_to_coords, coords_to_pixel, register_bench, timeit, peak_memory
+from .core import grid_coords, pixel_to_coords, coords_to_pixel, peak_memory
 
 # %% auto #0
 __all__ = ['Mollifier', 'hash32', 'counter_uniform', 'counter_normal', 'reflect_index', 'smooth_at', 'noise_field_fn',
-           'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smoothed_noise_tile',
-           'smoothed_noise_grid', 'smooth_grid_fft', 'smooth_image', 'blur_dct', 'undo_wiener', 'bench_smoothing']
+           'smoothed_noise_at', 'image_field_fn', 'lattice_noise_at', 'smooth_grid', 'smooth_grid_fft', 'dyadic_levels',
+           'consistent_white_noise', 'smoothed_noise_grid', 'smooth_image', 'blur_dct', 'undo_wiener']
 
 # %% ../nbs/02_smoothing.ipynb #69a0425b
 @dataclass(frozen=True)
@@ -213,20 +213,6 @@ def smooth_grid(field: torch.Tensor, # (B, C, H, W) values on the full grid
     ix = reflect_index(torch.arange(-Rx, W + Rx, device=field.device), W)
     return _sep_conv(field[..., iy, :][..., ix], ky, kx)
 
-def smoothed_noise_tile(seed: int, channels: int, h: int, w: int, mol: Mollifier,
-                        rows: slice = slice(None), cols: slice = slice(None)) -> torch.Tensor: # (C, tile_h, tile_w)
-    "$A\\xi$ on the window `rows`×`cols` of an `h`×`w` image, from the window's noise plus its halo."
-    _check_size(h, w)
-    r0, r1, _ = rows.indices(h); c0, c1, _ = cols.indices(w)
-    ky, kx = _kernels(mol, h, w, "l2")
-    Ry, Rx = (len(ky) - 1) // 2, (len(kx) - 1) // 2
-    ry = reflect_index(torch.arange(r0 - Ry, r1 + Ry), h); rx = reflect_index(torch.arange(c0 - Rx, c1 + Rx), w)
-    z = counter_normal(seed, ry[None, :, None], rx[None, None, :], torch.arange(channels)[:, None, None], torch.float64)
-    return _sep_conv(z[None], ky, kx)[0].float()
-
-def smoothed_noise_grid(seed: int, channels: int, h: int, w: int, mol: Mollifier) -> torch.Tensor: # (C, h, w)
-    "$A\\xi$ on the whole `h`×`w` grid."
-    return smoothed_noise_tile(seed, channels, h, w, mol)
 
 # %% ../nbs/02_smoothing.ipynb #a21e56ed
 def _fft_len(n: int) -> int:
@@ -275,6 +261,50 @@ def smooth_grid_fft(field: torch.Tensor, # (C, H, W) values on the full grid
         out[c] = _correlate(t[:, :, ix], kx, -1, strip)[0]
     return out
 
+# %% ../nbs/02_smoothing.ipynb #95c32e6a
+def dyadic_levels(h: int, w: int, min_base: int = 8) -> int:
+    "How many times an h×w grid halves exactly while both sides stay >= `min_base`."
+    L = 0
+    while h % 2 ** (L + 1) == 0 and w % 2 ** (L + 1) == 0 and h // 2 ** (L + 1) >= min_base and w // 2 ** (L + 1) >= min_base: L += 1
+    return L
+
+_HAAR = torch.tensor([[1, 1, -1, -1], [1, -1, 1, -1], [1, -1, -1, 1]], dtype=torch.float64)  # signs for children (0,0),(0,1),(1,0),(1,1)
+
+def consistent_white_noise(seed: int, channels: int, h: int, w: int, base: tuple|None = None,
+                           dtype=torch.float32,
+                           normal: Callable = counter_normal, # the per-pixel generator, normal(seed, rows, cols, channel, dtype)
+                           block: int = 64, # parent rows refined at a time (memory and cache; not the result)
+                           device=None, # where to compute it (default CPU): the same counter hash, so the same values
+                          ) -> torch.Tensor: # (C, h, w) unit-variance pixel noise
+    "White noise on an h×w grid that is the Haar refinement of the same noise on every coarser grid h/2^j × w/2^j."
+    if base is None:
+        L = dyadic_levels(h, w)
+        base = (h // 2**L, w // 2**L)
+    if block < 1: raise ValueError(f"block must be a positive number of rows, got {block}")
+    h0, w0 = base
+    L = int(round(math.log2(h / h0)))
+    if h0 * 2**L != h or w0 * 2**L != w: raise ValueError(f"{h}x{w} is not {h0}x{w0} times a power of 2")
+    ar = lambda *a: torch.arange(*a, device=device)
+    ch, haar = ar(channels)[:, None, None], _HAAR.to(device)
+    z = normal(seed, ar(h0)[None, :, None], ar(w0)[None, None, :], ch * 1024, torch.float64)
+    for l in range(1, L + 1):
+        hp, wp = z.shape[-2:]
+        out, c = torch.empty(channels, 2 * hp, 2 * wp, dtype=torch.float64, device=device), ar(wp)[None, None, :]
+        for r0 in range(0, hp, block):                                               # a block of parent rows at a time
+            r = ar(r0, min(r0 + block, hp))[None, :, None]; b = r.shape[1]
+            d = torch.stack([normal(seed, r, c, ch * 1024 + 4 * l + m, torch.float64) for m in range(3)], 0)  # (3, C, b, wp)
+            kids = 0.5 * z[None, :, r0:r0 + b] + 0.5 * torch.einsum("mk,mchw->kchw", haar, d)               # (4, C, b, wp)
+            out[:, 2 * r0:2 * (r0 + b)] = kids.reshape(2, 2, channels, b, wp).permute(2, 3, 0, 4, 1).reshape(channels, 2 * b, 2 * wp)
+        z = out
+    return z.to(dtype)
+
+def smoothed_noise_grid(seed: int, channels: int, h: int, w: int, mol: Mollifier,
+                        base: tuple|None = None, # the coarsest grid (default: halve while both sides stay >= 8); (h, w): no refinement
+                        device=None) -> torch.Tensor: # (C, h, w) float32 on `device` (default CPU)
+    "$A\\xi$ (unit variance) on the whole h×w grid from `consistent_white_noise`, smoothed by FFT in float64, kept in float32."
+    return smooth_grid_fft(consistent_white_noise(seed, channels, h, w, base, torch.float64, device=device), mol, normalise="l2", dtype=torch.float32)
+
+
 # %% ../nbs/02_smoothing.ipynb #392bd926
 def smooth_image(img: np.ndarray, # (H, W, C) uint8, a saved image
                  mol: Mollifier) -> np.ndarray: # (H, W, C) uint8: A applied to it
@@ -311,21 +341,3 @@ def undo_wiener(img: torch.Tensor, # (..., H, W) a blurred image
     g = _dct_gain(a.shape[-2], a.shape[-1], sy, sx)
     out = idctn(dctn(a, axes=(-2, -1), norm="ortho") * g / (g**2 + inv_snr**2), axes=(-2, -1), norm="ortho")
     return torch.from_numpy(out).to(img.dtype)
-
-# %% ../nbs/02_smoothing.ipynb #48b4a092
-@register_bench("smoothing")
-def bench_smoothing(quick: bool = False, device="cpu"):
-    N = 16_384 if quick else 65_536
-    sizes = (256, 1024) if quick else (256, 4096)
-    res = {}
-    for size in sizes:
-        mol = Mollifier(sigma=1.0 / size)
-        x = torch.rand(N, 2, generator=torch.Generator().manual_seed(0))
-        t_sub = timeit(lambda: smoothed_noise_at(0, x, 3, size, size, mol), repeat=2)
-        _, b_sub = peak_memory(smoothed_noise_at, 0, x, 3, size, size, mol)
-        t_grid = timeit(lambda: smoothed_noise_grid(0, 3, size, size, mol), repeat=1, warmup=0)
-        res[size] = (t_sub, b_sub)
-        yield {"size": size, "N": N, "subset_s": t_sub, "subset_bytes": b_sub, "grid_s": t_grid}
-    a, b = sizes
-    yield {"subset_time_ratio": res[b][0] / res[a][0], "subset_bytes_ratio": res[b][1] / res[a][1],
-           "note": f"same N and kernel width in pixels at {a}^2 and {b}^2"}

@@ -13,12 +13,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.distributed as dist
-from .core import atomic_path, write_json, register_bench, progress_bar
+from .core import atomic_path, write_json, progress_bar
 
 # %% auto #0
 __all__ = ['TrainConfig', 'EMA', 'save_checkpoint', 'checkpoint_info', 'load_checkpoint', 'NonFiniteLoss', 'step_generator',
-           'ema_decay', 'lr_at', 'Trainer', 'init_distributed', 'collate_points', 'dataset_batch_fn',
-           'make_diffusion_loss', 'bench_train_memory']
+           'ema_decay', 'lr_at', 'Trainer', 'init_distributed', 'dataset_batch_fn', 'make_diffusion_loss']
 
 # %% ../nbs/08_train.ipynb #a4200e71
 @dataclass
@@ -255,15 +254,9 @@ def init_distributed(backend: str|None = None) -> tuple: # (rank, world size, de
     return rank, dist.get_world_size(), dev
 
 # %% ../nbs/08_train.ipynb #229d88de
-def collate_points(items: list) -> dict:
-    "Stack dataset items that share N: coords (B, N, 2), values (B, N, C), size (B, 2), cond (B, ...) or None."
-    out = {k: torch.stack([it[k] for it in items]) for k in ("coords", "values", "size")}
-    c = [it["cond"] for it in items]
-    out["cond"] = None if c[0].numel() == 0 else torch.stack(c)
-    return out
-
 def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
     "A `batch_fn(step, rank, world)` over a dataset: a pure function of the step; each rank takes its slice of the global batch."
+    from infinity_brush.data import collate
     if batch_size < 1: raise ValueError(f"batch_size must be positive, got {batch_size}")
     def fn(step: int, rank: int = 0, world: int = 1) -> dict:
         if batch_size % world: raise ValueError(f"the global batch {batch_size} must divide among {world} processes")
@@ -271,7 +264,7 @@ def dataset_batch_fn(dataset, batch_size: int, seed: int = 0) -> Callable:
         idx = torch.randint(len(dataset), (batch_size,), generator=g)
         dataset.set_epoch(step)                               # fresh pixel subsets every step
         per = batch_size // world
-        return collate_points([dataset[int(i)] for i in idx[rank * per:(rank + 1) * per]])
+        return collate([dataset[int(i)] for i in idx[rank * per:(rank + 1) * per]])
     return fn
 
 def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
@@ -294,31 +287,3 @@ def make_diffusion_loss(sched, # infinity_brush.diffusion.Schedule
         cond = batch["cond"].to(dev) if batch["cond"] is not None else None
         return training_loss(net, Au0.to(dev), Axi.to(dev), coords.to(dev), t.to(dev), sched, cond, param, weighting)
     return loss_fn
-
-# %% ../nbs/08_train.ipynb #5d0fd533
-@register_bench("train_memory")
-def bench_train_memory(quick: bool = False, device="cpu"):
-    import tempfile
-    from infinity_brush.core import peak_memory
-    from infinity_brush.data import LargeImageDataset
-    from infinity_brush.smoothing import Mollifier
-    from infinity_brush.diffusion import make_schedule
-    from infinity_brush.denoiser import InfinityBrushDenoiser, DenoiserConfig
-    device = torch.device(device)
-    N, B = (8_192, 1) if quick else (65_536, 2)
-    tmp = Path(tempfile.mkdtemp()); res = {}
-    for size in (256, 4096):
-        d = tmp / str(size) / "images"; d.mkdir(parents=True)
-        mm = np.lib.format.open_memmap(d / "img.npy", mode="w+", dtype=np.uint8, shape=(size, size, 3))
-        mm[:] = 0; mm[::7, ::5] = 255; mm.flush(); del mm
-        mol = Mollifier(sigma=1 / 1024)                             # one physical sigma (1 px at 1024²) at both sizes
-        ds = LargeImageDataset(tmp / str(size), N, cond=None, mol=mol)
-        torch.manual_seed(0)
-        model = InfinityBrushDenoiser(DenoiserConfig(cond_kind=None, conditioning="none"))
-        tr = Trainer(model, make_diffusion_loss(make_schedule("cosine", 1000), mol), dataset_batch_fn(ds, B),
-                     TrainConfig(steps=1, out_dir=str(tmp / f"run{size}"), progress=False, ckpt_every=10**9), device=device)
-        tr.train_step()                                              # warm up (optimizer state)
-        _, peak = peak_memory(tr.train_step, device=device)
-        res[size] = peak
-        yield {"size": size, "N": N, "batch": B, "peak_bytes": peak}
-    yield {"ratio_4096_vs_256": res[4096] / res[256], "goal": "<= 1.05"}

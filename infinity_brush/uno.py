@@ -5,13 +5,12 @@
 # %% ../nbs/05_uno.ipynb #215e4d0b
 from __future__ import annotations
 import math
-import time
 from dataclasses import dataclass
 from typing import Iterable, Literal, get_args
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from .core import grid_coords, coords_to_pixel, register_bench, timeit, peak_memory
+from .core import grid_coords, coords_to_pixel, peak_memory
 
 try:  # an optional speed-up on CUDA; SDPA already dispatches to fused kernels there, so nothing depends on it
     from flash_attn import flash_attn_func as _flash_attn_func  # flash-attn 2.x API
@@ -20,7 +19,7 @@ except Exception:  # not installed, or built for another torch / CUDA
 
 # %% auto #0
 __all__ = ['AttnBackend', 'SplatAccumulator', 'points_to_grid', 'grid_to_points', 'GridConfig', 'ResBlock', 'attention',
-           'GridAttention', 'GridUNet', 'GridLevel', 'bench_grid']
+           'GridAttention', 'GridUNet', 'GridLevel']
 
 # %% ../nbs/05_uno.ipynb #3fe60767
 class SplatAccumulator:
@@ -280,58 +279,3 @@ class GridLevel(nn.Module):
                 t_emb: torch.Tensor, # (B, tdim) timestep embedding
                 cond_tokens: torch.Tensor|None = None) -> torch.Tensor: # (B, L, ctx_dim), None: no cross-attention -> (B, N, out_ch)
         return self.from_grid(self.grid_forward(self.to_grid(feats, coords), t_emb, cond_tokens), coords)
-
-# %% ../nbs/05_uno.ipynb #f21f89a3
-@register_bench("grid")
-def bench_grid(quick: bool = False, device="cpu"):
-    device = torch.device(device)
-    cfg = GridConfig(in_ch=64, size=64)
-    gl = GridLevel(cfg).to(device).eval()
-    g = torch.Generator(device=device).manual_seed(0)
-    te, tok = torch.randn(1, cfg.tdim, device=device, generator=g), torch.randn(1, 4, cfg.ctx_dim, device=device, generator=g)
-    N = 65_536
-    x, h = torch.rand(1, N, 2, device=device, generator=g), torch.randn(1, N, cfg.in_ch, device=device, generator=g)
-    with torch.inference_mode():
-        t_grid = timeit(lambda: gl.to_grid(h, x), repeat=3, device=device)
-        grid, mem_grid = peak_memory(gl.to_grid, h, x, device=device)
-        t_unet = timeit(lambda: gl.grid_forward(grid, te, tok), repeat=3, device=device)
-        out, mem_unet = peak_memory(gl.grid_forward, grid, te, tok, device=device)
-        t_read = timeit(lambda: gl.from_grid(out, x), repeat=3, device=device)
-        _, mem_all = peak_memory(gl, h, x, te, tok, device=device)
-    yield {"N": N, "G": cfg.size, "C": cfg.in_ch, "unet_params": sum(p.numel() for p in gl.parameters()),
-           "to_grid_s": t_grid, "to_grid_peak_bytes": mem_grid, "unet_s": t_unet, "unet_peak_bytes": mem_unet,
-           "from_grid_s": t_read, "forward_peak_bytes": mem_all}
-    if not quick:  # the UNet at ∞-Diff's size: 128² grid, 128·(1, 2, 4, 8, 8), 2 blocks per level
-        big_cfg = GridConfig(in_ch=64, size=128, base=128, mults=(1, 2, 4, 8, 8), blocks=2, self_attention=True)
-        big_unet = GridLevel(big_cfg).to(device).eval()
-        with torch.inference_mode():
-            g128 = torch.randn(1, 64, 128, 128, device=device, generator=g)
-            t_big_unet = timeit(lambda: big_unet.grid_forward(g128, te, tok), repeat=1, device=device)
-            _, mem_big_unet = peak_memory(big_unet.grid_forward, g128, te, tok, device=device)
-        yield {"G": 128, "unet": "infty-diff size", "unet_params": sum(p.numel() for p in big_unet.parameters()),
-               "unet_s": t_big_unet, "unet_peak_bytes": mem_big_unet}
-        del big_unet
-    side, chunk = (1024 if quick else 4096), 65_536
-    def chunks():  # features made on the fly, as the sparse level would make them, at row-major pixel centres
-        gg = torch.Generator(device=device).manual_seed(1)
-        for s in range(0, side * side, chunk):
-            i = torch.arange(s, min(s + chunk, side * side), device=device)
-            xc = (torch.stack([i // side, i % side], -1).float() + 0.5) / side
-            yield torch.randn(1, len(i), cfg.in_ch, device=device, generator=gg), xc[None]
-    def read_all(grid_out):
-        for _, xc in chunks(): gl.from_grid(grid_out, xc)
-    with torch.inference_mode():
-        t0 = time.perf_counter()
-        for _ in chunks(): pass
-        gen_s = time.perf_counter() - t0                                                 # making the chunks alone
-        t0 = time.perf_counter(); big = gl.to_grid_chunked(chunks()); t_big = time.perf_counter() - t0 - gen_s
-        _, mem_big = peak_memory(gl.to_grid_chunked, chunks(), device=device)
-        big_out = gl.grid_forward(big, te, tok)
-        t0 = time.perf_counter(); read_all(big_out); t_read_big = time.perf_counter() - t0 - gen_s
-        _, mem_read = peak_memory(read_all, big_out, device=device)
-    n = side * side
-    yield {"points": n, "side": side, "chunk": chunk, "to_grid_chunked_s": t_big, "making_chunks_s": gen_s,
-           "to_grid_chunked_peak_bytes": mem_big, "from_grid_all_s": t_read_big, "from_grid_all_peak_bytes": mem_read,
-           "features_bytes_if_held": n * cfg.in_ch * 4}
-    yield {"points": n, "to_grid_s_per_point_ratio_vs_65536": (t_big / n) / (t_grid / N),
-           "to_grid_peak_bytes_ratio_vs_65536": mem_big / mem_grid, "points_ratio": n / N}
