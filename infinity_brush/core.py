@@ -4,7 +4,7 @@
 
 # %% ../nbs/00_core.ipynb #ff8c287a
 from __future__ import annotations
-import os, re, sys, json, math, time, random, argparse, tempfile, contextlib
+import os, re, sys, json, math, time, random, argparse, tempfile, contextlib, threading
 from pathlib import Path
 from typing import Callable
 import numpy as np
@@ -180,6 +180,19 @@ class LogBar(tqdm_std):
         # miniters=1: look at the clock every step (tqdm's adaptive miniters stretches the gaps when the loop slows down)
         # disable passed explicitly: tqdm's TQDM_DISABLE environment default (set by the tests) would silence the stage's lines
         super().__init__(*args, **{**kwargs, "disable": kwargs.get("disable", False), "mininterval": every_s, "miniters": 1, "file": _Discard()})
+        self._stop, self._beat = threading.Event(), None
+        if every_s > 0 and not self.disable:          # a heartbeat: a line even while one slow item holds the loop
+            self._beat = threading.Thread(target=self._heartbeat, daemon=True); self._beat.start()
+    def _heartbeat(self):
+        "Every `every_s / 2` s, a line if none was written for `every_s`: the gap between lines stays under 1.5 `every_s`."
+        while not self._stop.wait(self.every_s / 2):
+            d = self.format_dict
+            if d["elapsed"] - self._shown < self.every_s: continue
+            self._shown = d["elapsed"]
+            stage_log(f"{d['prefix'] or 'progress'} {d['n']}/{d['total'] or '?'}, working on the next, {_duration(d['elapsed'])} elapsed")
+    def close(self):
+        self._stop.set()
+        super().close()
     def display(self, msg=None, pos=None):
         d, closing = self.format_dict, self.disable       # `close` sets `disable` before its last display
         n, total, el = d["n"], d["total"], d["elapsed"]
