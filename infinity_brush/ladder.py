@@ -29,6 +29,7 @@ class Rung:
     logsnr_shift: float|str = 0.0 # shift of the schedule's log-SNR; "pixel": ln(4 pi sigma_px^2) at R (`diffusion.shift_schedule`)
     sample_steps: int = 20 # DDIM steps
     eta: float = 1.0 # DDIM noise
+    guidance: float = 1.0 # classifier-free guidance scale at sampling (1: none; every model trains with 10 % condition dropout)
     note: str = "" # what the rung tests, in words
 
 RUNGS = {r.name: r for r in [
@@ -111,7 +112,9 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
                per_class: int = 16, # samples per class at R
                seed: int = 0, # sample seeds are seed, seed + 1, ...
                cross_sizes: tuple = (0.5, 2, 4), # same-seed agreement against R at these multiples (function-space only)
-               real_dir: str|Path|None = None) -> dict: # the real images (default: the data set it was trained on)
+               real_dir: str|Path|None = None, # the real images (default: the data set it was trained on)
+               guidance: float|None = None, # classifier-free guidance (default: the rung's)
+               agree_per_class: int = 1) -> dict: # seeds per class for the same-seed agreement
     "Sample a rung at R, read every sample with its set's fixed reader, and measure speckle and same-seed agreement."
     from infinity_brush.smoothing import Mollifier
     from infinity_brush.diffusion import make_schedule, shift_schedule
@@ -122,14 +125,17 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
     data, mol = Path(real_dir or mc["data"]), Mollifier(sigma=mc["sigma"])
     sched = shift_schedule(make_schedule(mc["schedule"], mc["T"]), mc["logsnr_shift"])
     draw = lambda size, label, s: to_uint8(sample_method(rung.method, model, size, size, torch.tensor([label]), steps=rung.sample_steps,
-                                                           eta=rung.eta, seed=s, sched=sched, mol=mol))
-    return score_samples(draw, data, K, R, mol, per_class, seed, cross_sizes if rung.method in FUNCTION_SPACE else (), rung.name)
+                                                           eta=rung.eta, seed=s, sched=sched, mol=mol,
+                                                           guidance=rung.guidance if guidance is None else guidance))
+    return score_samples(draw, data, K, R, mol, per_class, seed, cross_sizes if rung.method in FUNCTION_SPACE else (), rung.name,
+                         agree_per_class)
 
 def score_samples(draw, # draw(size, label, seed) -> (size, size, 3) uint8
                   data: str|Path, # the labelled structure set (its real images and labels)
                   K: int, R: int, # classes; the training resolution
                   mol, # the smoothing A (for the A u0 floor)
-                  per_class: int = 16, seed: int = 0, cross_sizes: tuple = (0.5, 2, 4), name: str = "") -> dict:
+                  per_class: int = 16, seed: int = 0, cross_sizes: tuple = (0.5, 2, 4), name: str = "",
+                  agree_per_class: int = 1) -> dict: # same-seed agreement over the first `agree_per_class` samples of each class
     "Sample `per_class` images a class at R (sample k: label k mod K, seed `seed` + k), read them with the set's fixed reader, and measure speckle and same-seed agreement."
     from infinity_brush.data import structure_reader, read_image, list_images, load_labels
     from infinity_brush.smoothing import smooth_image
@@ -144,11 +150,13 @@ def score_samples(draw, # draw(size, label, seed) -> (size, size, 3) uint8
     real = [read_image(f) for f in files]; real_labels = [lab[f.stem] for f in files]
     rep = structure_report(reader, gen, real, labels, real_labels, [smooth_image(a, mol) for a in real])
     agree = {}
+    n_agree = K * min(agree_per_class, per_class)
     for m in cross_sizes:
         size = int(R * m)
-        agree[f"{size}_vs_{R}"] = float(np.mean([cross_resolution_agreement(draw(size, l, seed + k), gen[k]) for k, l in enumerate(labels[:K])]))
+        agree[f"{size}_vs_{R}"] = float(np.mean([cross_resolution_agreement(draw(size, l, seed + k), gen[k]) for k, l in enumerate(labels[:n_agree])]))
     return {"rung": name, "data": set_name, "n": len(gen), "sample_s": sample_s, "structure": rep,
-            "speckle": speckle_fraction(gen), "same_seed_agreement": agree, "samples": gen, "labels": labels}
+            "speckle": speckle_fraction(gen), "same_seed_agreement": agree, "agreement_seeds": n_agree if cross_sizes else 0,
+            "samples": gen, "labels": labels}
 
 # %% ../nbs/15_ladder.ipynb #d0cc7cec
 def sample_sheet(samples: list, labels: list, path: str|Path, title: str = "", per_row: int = 8):
@@ -202,10 +210,14 @@ def main(argv=None) -> int:
     p.add_argument("--runs", default="scratch/ladder", help="checkpoints")
     p.add_argument("--per-class", type=positive_int, default=16, help="samples per class")
     p.add_argument("--threads", type=positive_int, default=1, help="CPU threads of this process")
+    p.add_argument("--guidance", default=None, help="--cli: comma-separated guidance scales to sample both models at; `default`: the command's own")
+    p.add_argument("--agree-per-class", type=positive_int, default=1, help="--cli: seeds per class for the same-seed agreement")
     a = p.parse_args(argv)
     if not a.cli and (a.rungs is None or a.cpu_seconds is None): p.error("--rungs and --cpu-seconds are required (or --cli)")
     try:
-        if a.cli: compare_cli(a.data, Path(a.out) / "cli", a.runs, a.per_class, threads=a.threads)
+        gs = (None,) if a.guidance is None else tuple(None if x == "default" else finite_float(x) for x in a.guidance.split(","))
+        if a.cli: compare_cli(a.data, Path(a.out) / "cli", a.runs, a.per_class, threads=a.threads, guidances=gs,
+                              agree_per_class=a.agree_per_class)
         else: run_ladder(a.data, a.rungs.split(","), a.cpu_seconds, a.out, a.runs, a.per_class, threads=a.threads)
     except (KeyError, ValueError, OSError) as e:
         print(f"{p.prog}: error: {e.args[0] if e.args else e}", file=sys.stderr); return 2
@@ -224,7 +236,9 @@ def _run(cmd: list) -> tuple: # (stdout, CPU seconds the child used)
 def cli_rung(data: str|Path, # a labelled structure set
              runs: str|Path = "scratch/ladder", # the run folder RUNS/<set>-cli-defaults (a finished training is reused)
              per_class: int = 32, seed: int = 1000, threads: int = 1,
-             train_args: tuple = ()) -> dict: # the record, with the scores, samples and labels
+             train_args: tuple = (), # extra `infinity-brush train` options (none: its defaults)
+             guidance: float|None = None, # `sample --guidance` (None: the command's default)
+             agree_per_class: int = 1) -> dict: # the record, with the scores, samples and labels
     "Train and sample through the `infinity-brush` command with its default options; score like a rung."
     import shutil
     from infinity_brush.smoothing import Mollifier
@@ -243,37 +257,47 @@ def cli_rung(data: str|Path, # a labelled structure set
         rec = {"rung": "cli-defaults", "method": "infinity-brush", "data": data.name, "R": R, "steps": json.loads(out.strip().splitlines()[-1])["steps"],
                "cpu_s": cpu, "wall_s": time.perf_counter() - w0, "threads": threads, "train_args": list(train_args)}
         run.mkdir(parents=True, exist_ok=True); done.write_text(json.dumps(rec, indent=1))
-    (run / "samples").mkdir(exist_ok=True)
+    sdir = run / ("samples" if guidance is None else f"samples-g{guidance:g}"); sdir.mkdir(exist_ok=True)
+    gopt = [] if guidance is None else ["--guidance", guidance]
     def draw(size, label, s):
-        f = run / "samples" / f"{size}-{label}-{s}.png"
-        if not f.exists(): _run([exe, "sample", ckpt, "--size", size, "--label", label, "--seed", s, "--threads", threads, "--out", f])
+        f = sdir / f"{size}-{label}-{s}.png"
+        if not f.exists(): _run([exe, "sample", ckpt, "--size", size, "--label", label, "--seed", s, "--threads", threads, *gopt, "--out", f])
         return read_image(f)
     mc = _normalise(checkpoint_info(ckpt)["model_config"], ckpt)
-    sc = score_samples(draw, data, K, R, Mollifier(sigma=mc["sigma"]), per_class, seed, name="cli-defaults")
-    return {**rec, **sc, "logsnr_shift": mc["logsnr_shift"], "denoiser": mc["spec"],
-            "note": "infinity-brush train / sample with default options"}
+    sc = score_samples(draw, data, K, R, Mollifier(sigma=mc["sigma"]), per_class, seed, name="cli-defaults", agree_per_class=agree_per_class)
+    return {**rec, **sc, "logsnr_shift": mc["logsnr_shift"], "denoiser": mc["spec"], "guidance": guidance,
+            "note": "infinity-brush train / sample with default options" + ("" if guidance is None else f", sample --guidance {guidance:g}")}
 
 def compare_cli(data: str|Path, out: str|Path = "reports/ladder/cli", runs: str|Path = "scratch/ladder",
-                per_class: int = 32, seed: int = 1000, threads: int = 1) -> list: # [command-line record, pixel UNet record]
-    "The command line's defaults, then the pixel UNet for the same CPU time, same sampler steps, η and seeds; JSON and sample sheets to `out`."
+                per_class: int = 32, seed: int = 1000, threads: int = 1,
+                guidances: tuple = (None,), # sample both models at each scale (None: the command line's default)
+                agree_per_class: int = 1) -> list: # [command-line record, pixel UNet record] per guidance
+    "The command line's defaults, then the pixel UNet for the same CPU time, same sampler steps, η, guidance and seeds; JSON and sample sheets to `out`."
     import dataclasses
     torch.set_num_threads(threads)
     out = Path(out); out.mkdir(parents=True, exist_ok=True); name = Path(data).name
+    from infinity_brush.cli import build_parser
+    default_g = build_parser().parse_args(["sample", "x"]).guidance       # the command line's own default scale
     recs = []
-    a = cli_rung(data, runs, per_class, seed, threads)
-    px = dataclasses.replace(RUNGS["pixel-unet"], name="pixel-unet-vs-cli", sample_steps=50, eta=1.0,
-                             note="the pixel UNet for the command line's CPU time, sampled like it (50 DDIM steps, η = 1)")
-    run = Path(runs) / f"{name}-{px.name}"; done = run / "record.json"
-    old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
-    b = old if old and old.get("cpu_budget_s") == a["cpu_s"] else train_rung(px, data, a["cpu_s"], run)
-    b = {**b, **score_rung(run / "last.safetensors", per_class=per_class, seed=seed, real_dir=data), "note": px.note}
-    for r in (a, b):
-        sample_sheet(r.pop("samples"), r.pop("labels"), out / f"{name}-{r['rung']}.png", f"{name}: {r['rung']} ({r['cpu_s'] / 60:.1f} CPU min)")
-        r["commit"] = _commit()
-        (out / f"{name}-{r['rung']}.json").write_text(json.dumps(r, indent=1, default=float))
-        print(json.dumps({k: r[k] for k in ("rung", "data", "steps", "cpu_s")} | {"accuracy": r["structure"]["accuracy"]["gen"],
-                          "mean_fit": r["structure"]["mean_fit"]["gen"]}), flush=True)
-        recs.append(r)
+    for g in guidances:
+        a = cli_rung(data, runs, per_class, seed, threads, guidance=g, agree_per_class=agree_per_class)
+        g_px = default_g if g is None else g
+        px = dataclasses.replace(RUNGS["pixel-unet"], name="pixel-unet-vs-cli", sample_steps=50, eta=1.0, guidance=g_px,
+                                 note=f"the pixel UNet for the command line's CPU time, sampled like it (50 DDIM steps, η = 1, guidance {g_px:g})")
+        run = Path(runs) / f"{name}-{px.name}"; done = run / "record.json"
+        old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
+        b = old if old and old.get("cpu_budget_s") == a["cpu_s"] else train_rung(px, data, a["cpu_s"], run)
+        b = {**b, **score_rung(run / "last.safetensors", per_class=per_class, seed=seed, real_dir=data, guidance=g_px,
+                               agree_per_class=agree_per_class), "note": px.note, "guidance": g_px}
+        tag = "" if g is None else f"-g{g:g}"
+        for r in (a, b):
+            title = f"{name}: {r['rung']}{tag} ({r['cpu_s'] / 60:.1f} CPU min)"
+            sample_sheet(r.pop("samples"), r.pop("labels"), out / f"{name}-{r['rung']}{tag}.png", title)
+            r["commit"] = _commit()
+            (out / f"{name}-{r['rung']}{tag}.json").write_text(json.dumps(r, indent=1, default=float))
+            print(json.dumps({k: r[k] for k in ("rung", "data", "steps", "cpu_s", "guidance")} | {"accuracy": r["structure"]["accuracy"]["gen"],
+                              "mean_fit": r["structure"]["mean_fit"]["gen"], "agreement": r["same_seed_agreement"]}), flush=True)
+            recs.append(r)
     return recs
 
 # %% ../nbs/15_ladder.ipynb #0254e190
