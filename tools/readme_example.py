@@ -4,7 +4,7 @@
     python tools/readme_example.py CHECKPOINT --out PNG  # any label-conditioned checkpoint
 
 The model is `shapes-infinity-brush` of `params.yaml`, trained on mini-forms at 64² (label 0: disc, label 1: square).
-It samples at 256² as it does at 64²: the same seed gives the same function at both sizes.
+It samples at 256² as it does at 64²: the same seed gives the same noise function at both sizes (and, where the model is sure of its drawing, the same image).
 """
 from __future__ import annotations
 
