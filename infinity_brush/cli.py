@@ -100,7 +100,9 @@ def cmd_sample(a):
         raise ValueError(f"--out {a.out}: unsupported image format {Path(a.out).suffix or '(no suffix)'!r}; use .png, .jpg or .tif (tiled BigTIFF)")
     model, sample = load_sampler(a.checkpoint, use_ema=not a.no_ema, device=_device(a.device))
     h, w = a.size, a.width or a.size
-    img = sample(h, w, _condition(a, model), steps=a.steps, eta=a.eta, guidance=a.guidance, seed=a.seed, chunk=a.chunk,
+    cond = _condition(a, model)
+    img = sample(h, w, cond, steps=a.steps, eta=a.eta, guidance=a.guidance if cond is not None else 1.0,   # no condition: nothing to guide
+                 seed=a.seed, chunk=a.chunk,
                  deblur=a.deblur, progress=True)
     print(json.dumps({"wrote": str(save_image(img, a.out)), "size": [h, w], "seed": a.seed}))
 
@@ -205,7 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
     s.add_argument("--eta", type=finite_float, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
                    "every step, which does not carry early errors to the end (09_sampler)")
-    s.add_argument("--guidance", type=finite_float, default=1.0, help="classifier-free guidance scale (1 = none)")
+    s.add_argument("--guidance", type=finite_float, default=2.0, help="classifier-free guidance scale (1 = none; 2: 15_ladder's best "
+                   "measured; ignored without --label / --embedding)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")
     s.add_argument("--threads", type=positive_int, default=None, help="CPU threads (default: torch's, every core)")
     s.add_argument("--chunk", type=positive_int, default=None, help="points evaluated at once, rounded down to a multiple of 4096 "

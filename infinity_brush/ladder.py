@@ -277,13 +277,14 @@ def compare_cli(data: str|Path, out: str|Path = "reports/ladder/cli", runs: str|
     torch.set_num_threads(threads)
     out = Path(out); out.mkdir(parents=True, exist_ok=True); name = Path(data).name
     from infinity_brush.cli import build_parser
-    default_g = build_parser().parse_args(["sample", "x"]).guidance       # the command line's own default scale
+    defaults = build_parser().parse_args(["sample", "x"])               # the command line's own sampler defaults
+    default_g, default_eta = defaults.guidance, defaults.eta
     recs = []
     for g in guidances:
         a = cli_rung(data, runs, per_class, seed, threads, guidance=g, agree_per_class=agree_per_class)
         g_px = default_g if g is None else g
-        px = dataclasses.replace(RUNGS["pixel-unet"], name="pixel-unet-vs-cli", sample_steps=50, eta=1.0, guidance=g_px,
-                                 note=f"the pixel UNet for the command line's CPU time, sampled like it (50 DDIM steps, η = 1, guidance {g_px:g})")
+        px = dataclasses.replace(RUNGS["pixel-unet"], name="pixel-unet-vs-cli", sample_steps=50, eta=default_eta, guidance=g_px,
+                                 note=f"the pixel UNet for the command line's CPU time, sampled like it (50 DDIM steps, η = {default_eta:g}, guidance {g_px:g})")
         run = Path(runs) / f"{name}-{px.name}"; done = run / "record.json"
         old = json.loads(done.read_text()) if done.exists() and (run / "last.safetensors").exists() else None
         b = old if old and old.get("cpu_budget_s") == a["cpu_s"] else train_rung(px, data, a["cpu_s"], run)
