@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--encoder", default="tiny-ssl", help="with --reference: the encoder the training embeddings came from")
     s.add_argument("--encoder-weights", default=None, help="with --reference: the encoder's local weights file")
     s.add_argument("--steps", type=positive_int, default=50, help="DDIM steps")
-    s.add_argument("--eta", type=finite_float, default=1.0, help="DDIM noise: 0 = the paper's deterministic DDIM, 1 = fresh noise "
-                   "every step, which does not carry early errors to the end (09_sampler)")
+    s.add_argument("--eta", type=finite_float, default=0.0, help="DDIM noise: 0 = the paper's deterministic DDIM (15_ladder: the "
+                   "same seed keeps its drawing across sizes), 1 = fresh noise every step")
     s.add_argument("--guidance", type=finite_float, default=2.0, help="classifier-free guidance scale (1 = none; 2: 15_ladder's best "
                    "measured; ignored without --label / --embedding)")
     s.add_argument("--seed", type=int, default=0, help="noise seed")

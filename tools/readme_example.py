@@ -40,12 +40,12 @@ def main(argv=None) -> int:
     model, sample = load_sampler(ckpt)                          # EMA weights, with the A and schedule it was trained with
     fig, axs = plt.subplots(1, 4, figsize=(12, 3.4))
     for ax, (label, size) in zip(axs, [(0, 64), (1, 64), (0, 256), (1, 256)]):
-        img = sample(size, size, label, steps=a.steps, eta=1.0, seed=0)   # (size, size, 3) in [-1, 1]
+        img = sample(size, size, label, steps=a.steps, eta=0.0, guidance=2.0, seed=0)   # the CLI defaults; (size, size, 3) in [-1, 1]
         if (label, size) == (1, 256): save_image(img, out.with_name(out.stem + "-square.png"))   # the README's example
         ax.imshow(to_uint8(img), interpolation="nearest")
         ax.set_title(f"label {label} ({NAMES.get(label, '?')}), {size}×{size}", fontsize=10)
         ax.axis("off")
-    fig.suptitle(f"{Path(a.checkpoint).parent.name}: {a.steps} DDIM steps, η = 1, seed 0", fontsize=10)
+    fig.suptitle(f"{Path(a.checkpoint).parent.name}: {a.steps} DDIM steps, η = 0, guidance 2, seed 0", fontsize=10)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(out) as tmp:
