@@ -22,8 +22,11 @@ def sampler_config(net, # from `baselines.build_model` (it has `.spec`: method a
                    param: str = "v", # what the network's output means
                    **run) -> dict: # the checkpoint's `model_config`
     "What a checkpoint records so that `load_sampler` samples it as it was trained; `run`: provenance (data, training values)."
+    from infinity_brush.baselines import FUNCTION_SPACE
     spec = getattr(net, "spec", None)
     if spec is None: raise ValueError("the model has no .spec: build it with baselines.build_model")
+    if sigma is not None and spec.get("method") not in FUNCTION_SPACE:   # its samples are not smoothed: nothing to deblur
+        raise ValueError(f"sigma={sigma}: a {spec.get('method')} model is finite-dimensional and has no A; pass None")
     return {"format": 2, "spec": spec, "sigma": sigma, "schedule": schedule, "T": int(spec["T"]),
             "logsnr_shift": float(logsnr_shift), "param": param, "run": run}
 
@@ -31,8 +34,11 @@ _METHOD = {"cano+grid": "infinity-brush", "grid": "no-cano", "none": "infinity-d
 
 def _normalise(mc: dict, ckpt) -> dict:
     "Any `model_config` this project has written, as `sampler_config`'s format."
+    from infinity_brush.baselines import FUNCTION_SPACE
     mc = dict(mc)
-    if "spec" in mc: return {"logsnr_shift": 0.0, "param": "v", "run": {}, **mc}
+    if "spec" in mc:                                       # a finite model has no A, whatever an older writer recorded
+        return {"logsnr_shift": 0.0, "param": "v", "run": {}, **mc,
+                **({} if mc["spec"].get("method") in FUNCTION_SPACE else {"sigma": None})}
     if "denoiser" in mc:                                   # the command line, before format 2
         d = mc.pop("denoiser")
         return {"logsnr_shift": 0.0, "param": "v", **mc, "spec": {"method": _METHOD.get(d.get("conditioning"), "infinity-brush"), **d}, "run": {}}
