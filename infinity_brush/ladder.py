@@ -114,6 +114,7 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
                cross_sizes: tuple = (0.5, 2, 4), # same-seed agreement against R at these multiples (function-space only)
                real_dir: str|Path|None = None, # the real images (default: the data set it was trained on)
                guidance: float|None = None, # classifier-free guidance (default: the rung's)
+               eta: float|None = None, steps: int|None = None, # DDIM noise and steps (default: the rung's)
                agree_per_class: int = 1) -> dict: # seeds per class for the same-seed agreement
     "Sample a rung at R, read every sample with its set's fixed reader, and measure speckle and same-seed agreement."
     from infinity_brush.smoothing import Mollifier
@@ -124,8 +125,8 @@ def score_rung(ckpt: str|Path, # a rung's last.safetensors
     rung, R, K = Rung(**mc["rung"]), mc["R"], mc["num_classes"]
     data, mol = Path(real_dir or mc["data"]), Mollifier(sigma=mc["sigma"])
     sched = shift_schedule(make_schedule(mc["schedule"], mc["T"]), mc["logsnr_shift"])
-    draw = lambda size, label, s: to_uint8(sample_method(rung.method, model, size, size, torch.tensor([label]), steps=rung.sample_steps,
-                                                           eta=rung.eta, seed=s, sched=sched, mol=mol,
+    draw = lambda size, label, s: to_uint8(sample_method(rung.method, model, size, size, torch.tensor([label]), steps=steps or rung.sample_steps,
+                                                           eta=rung.eta if eta is None else eta, seed=s, sched=sched, mol=mol,
                                                            guidance=rung.guidance if guidance is None else guidance))
     return score_samples(draw, data, K, R, mol, per_class, seed, cross_sizes if rung.method in FUNCTION_SPACE else (), rung.name,
                          agree_per_class)

@@ -10,7 +10,6 @@ sheets go to OUT/<set>-<rung>-eta<e>-g<g>.json/.png, in the format of the ladder
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -43,13 +42,9 @@ def main(argv=None) -> int:
                          agree_per_class=a.agree_per_class)
     ra = {**rec_a, **sc, "rung": "cli-defaults" + tag, "guidance": a.guidance, "eta": a.eta,
           "note": f"the command line's model, sampled with 50 DDIM steps, eta {a.eta:g}, guidance {a.guidance:g}"}
-    base_load = L.load_rung
-    def load_with(ckpt):                                     # the pixel UNet with the same sampler
-        m, mc = base_load(ckpt)
-        return m, {**mc, "rung": {**mc["rung"], "eta": a.eta, "sample_steps": 50}}
-    L.load_rung = load_with
     rec_b = json.loads((px_run / "record.json").read_text())
-    rb = {**rec_b, **L.score_rung(px_run / "last.safetensors", per_class=a.per_class, seed=1000, real_dir=data, guidance=a.guidance),
+    rb = {**rec_b, **L.score_rung(px_run / "last.safetensors", per_class=a.per_class, seed=1000, real_dir=data,
+                                      guidance=a.guidance, eta=a.eta, steps=50),
           "rung": "pixel-unet-vs-cli" + tag, "guidance": a.guidance, "eta": a.eta,
           "note": f"the pixel UNet for the command line's CPU time, 50 DDIM steps, eta {a.eta:g}, guidance {a.guidance:g}"}
     out.mkdir(parents=True, exist_ok=True)
